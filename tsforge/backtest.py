@@ -1,0 +1,177 @@
+"""Walk-forward backtest: fit on the first part, then stream the rest one reading at a time.
+
+At every step each model forecasts the next H readings from its current state,
+then sees the reading (online models learn from it, frozen models only update
+their state).  This is the public contract for accuracy measurements: the keys
+of :meth:`ModelScore.to_dict` are stable.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tsforge.errors import ConfigError, DataError
+from tsforge.metrics import forecast_errors, mae, rmse, seasonal_naive_scale
+from tsforge.models.base import Forecaster, as_covariates
+from tsforge.models.registry import create, model_class
+from tsforge.models.transformed import TransformedForecaster
+
+ModelSpec = str | tuple[str, dict[str, Any]] | Forecaster
+
+
+@dataclass
+class ModelScore:
+    """Scores of one model in one backtest (keys of ``to_dict`` are a public contract)."""
+
+    model: str
+    mae: float
+    rmse: float
+    mase: float
+    fit_seconds: float
+    predict_us_per_step: float
+    horizon: int
+    n_train: int
+    n_test: int
+    online: bool
+    transforms: list[dict[str, Any]]
+    transform_chain: str
+    mae_by_step: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BacktestResult:
+    """All models' scores plus their forecasts for plotting."""
+
+    scores: list[ModelScore]
+    actual: np.ndarray
+    predictions: dict[str, np.ndarray]
+    test_start: int
+    period: int
+    mase_scale: float
+
+    def table(self) -> str:
+        """A plain-text table of the scores, best MASE first."""
+        rows = sorted(self.scores, key=lambda s: s.mase)
+        head = f"{'model':<16}{'MAE':>10}{'RMSE':>10}{'MASE':>8}{'fit s':>9}{'µs/step':>10}"
+        lines = [head, "-" * len(head)]
+        for s in rows:
+            lines.append(
+                f"{s.model:<16}{s.mae:>10.4f}{s.rmse:>10.4f}{s.mase:>8.3f}"
+                f"{s.fit_seconds:>9.2f}{s.predict_us_per_step:>10.1f}"
+            )
+        return "\n".join(lines)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [s.to_dict() for s in self.scores]
+
+
+def _build(spec: ModelSpec, horizon: int, period: int) -> Forecaster:
+    if isinstance(spec, Forecaster):
+        return spec
+    name, params = (spec, {}) if isinstance(spec, str) else spec
+    params = dict(params)
+    params.setdefault("horizon", horizon)
+    if name == "seasonal_naive":
+        params.setdefault("period", period)
+    fields = model_class(name).Config.__dataclass_fields__
+    if "progress" in fields:
+        params.setdefault("progress", False)
+    return create(name, **params)
+
+
+def backtest(
+    y: Any,
+    X: Any = None,
+    *,
+    models: list[ModelSpec],
+    horizon: int = 1,
+    train_fraction: float = 0.7,
+    transforms: list[dict[str, Any]] | str = "auto",
+    period: int | None = None,
+    progress: bool = False,
+) -> BacktestResult:
+    """Fit every model on the first ``train_fraction`` of ``y`` and stream the rest.
+
+    Parameters
+    ----------
+    y
+        Target series, finite (run :func:`tsforge.data.prepare` first).
+    X
+        Covariates, shape ``(T, k)``, or None.
+    models
+        Registry names, ``(name, params)`` pairs or forecaster instances.
+    horizon
+        Steps ahead forecast at every step (H).
+    train_fraction
+        Share of the series used for fitting; the rest is streamed.
+    transforms
+        Transform chain spec, or ``"auto"`` to use the stationarity analysis'
+        recommendation on the training part.
+    period
+        Season length for seasonal naive and the MASE scale; detected when None.
+    """
+    y = np.asarray(getattr(y, "to_numpy", lambda: y)(), dtype=np.float64)
+    X_arr = as_covariates(X, y.shape[0])
+    if not 0.05 <= train_fraction <= 0.95:
+        raise ConfigError(f"train_fraction must be in [0.05, 0.95], got {train_fraction}")
+    if not models:
+        raise ConfigError("no models to backtest")
+    n_train = int(len(y) * train_fraction)
+    if n_train < 10 or len(y) - n_train < 2:
+        raise DataError(f"series of {len(y)} readings is too short to backtest")
+    if transforms == "auto" or period is None:
+        from tsforge.preprocess import analyze
+
+        report = analyze(y[:n_train], name="target")
+        if transforms == "auto":
+            transforms = report.transforms
+        if period is None:
+            period = report.period or 1
+    assert not isinstance(transforms, str)
+
+    scale = seasonal_naive_scale(y[:n_train], period)
+    actual = y[n_train:]
+    scores, predictions = [], {}
+    for spec in models:
+        model = _build(spec, horizon, period)
+        wrapped = TransformedForecaster(model, transforms)
+        t0 = time.perf_counter()
+        wrapped.fit(y[:n_train], X_arr[:n_train])
+        fit_seconds = time.perf_counter() - t0
+        preds = np.empty((len(actual), model.horizon))
+        steps = _iterate(range(len(actual)), progress, f"stream {model.name}")
+        t0 = time.perf_counter()
+        for i in steps:
+            preds[i] = wrapped.forecast().mean
+            wrapped.learn_one(actual[i], X_arr[n_train + i])
+        per_step = (time.perf_counter() - t0) / max(len(actual), 1) * 1e6
+        errors = forecast_errors(preds, actual)
+        by_step = [mae(errors[:, h]) for h in range(model.horizon)]
+        scores.append(
+            ModelScore(
+                model=model.name, mae=mae(errors), rmse=rmse(errors), mase=mae(errors) / scale,
+                fit_seconds=fit_seconds, predict_us_per_step=per_step, horizon=model.horizon,
+                n_train=n_train, n_test=len(actual), online=model.online,
+                transforms=list(wrapped.transforms),
+                transform_chain=wrapped.chain_.describe(), mae_by_step=by_step,
+            )
+        )
+        predictions[model.name] = preds
+    return BacktestResult(scores, actual, predictions, n_train, period, scale)
+
+
+def _iterate(iterable: Any, enabled: bool, desc: str) -> Any:
+    if not enabled:
+        return iterable
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return iterable
+    return tqdm(iterable, desc=desc, unit="step", leave=False, mininterval=0.5)

@@ -1,0 +1,152 @@
+"""Per-sensor streaming inference on an ONNX artifact, in engineering units.
+
+Each sensor has its own model state and transform-chain state.  ``push`` serves
+one reading; ``push_many`` serves one reading for many sensors with a single
+batched onnxruntime call.  Imports numpy and onnxruntime only.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tsforge.errors import DataError
+from tsforge.preprocess.transforms import Difference, Scale, TransformChain
+from tsforge.runtime.artifact import Artifact, load_artifact
+
+
+@dataclass
+class SensorState:
+    """What the runtime remembers about one sensor."""
+
+    model_state: np.ndarray
+    chain: TransformChain
+    covariate_scales: list[Scale]
+    last_forecast: np.ndarray | None = None
+    last_x: np.ndarray | None = None
+    readings: int = 0
+    imputed: int = 0
+    fresh: bool = True
+
+
+@dataclass
+class LatencyStats:
+    """Wall-clock seconds of each onnxruntime call."""
+
+    seconds: list[float] = field(default_factory=list)
+
+    def percentile_us(self, q: float) -> float:
+        return float(np.percentile(np.asarray(self.seconds) * 1e6, q)) if self.seconds else 0.0
+
+
+class StreamingRuntime:
+    """Serve an exported model to many sensors.
+
+    Parameters
+    ----------
+    artifact
+        An :class:`Artifact` or a path to ``model.onnx``.
+    threads
+        onnxruntime intra-op threads (1 is best for per-step latency).
+    """
+
+    def __init__(self, artifact: Artifact | str | Path, *, threads: int = 1) -> None:
+        self.artifact = artifact if isinstance(artifact, Artifact) else load_artifact(
+            artifact, threads=threads)
+        meta = self.artifact.meta
+        self._chain_template = TransformChain.from_spec(meta.get("transforms", []))
+        self._scales_template = [Scale(**{k: v for k, v in s.items() if k != "kind"})
+                                 for s in meta.get("covariate_scales", [])]
+        self.sensors: dict[str, SensorState] = {}
+        self.latency = LatencyStats()
+
+    @property
+    def horizon(self) -> int:
+        return self.artifact.horizon
+
+    def _sensor(self, sensor: str) -> SensorState:
+        state = self.sensors.get(sensor)
+        if state is None:
+            continuing = sensor == self.artifact.meta.get("sensor")
+            state = SensorState(
+                model_state=(self.artifact.exported_state() if continuing
+                             else self.artifact.initial_state()),
+                chain=copy.deepcopy(self._chain_template),
+                covariate_scales=self._scales_template,
+                fresh=not continuing,
+            )
+            self.sensors[sensor] = state
+        return state
+
+    def _prepare_input(self, st: SensorState, y: float, x: Any) -> np.ndarray:
+        n_cov = self.artifact.n_channels - 1
+        x_arr = np.zeros(0) if x is None else np.asarray(x, dtype=np.float64).reshape(-1)
+        if x_arr.shape[0] != n_cov:
+            raise DataError(f"model expects {n_cov} covariate value(s), got {x_arr.shape[0]}")
+        if not np.isfinite(y) or not np.all(np.isfinite(x_arr)):
+            if st.last_forecast is None:
+                raise DataError(
+                    "first reading of a sensor is not finite; cannot impute without history"
+                )
+            if not np.isfinite(y):
+                y = float(st.last_forecast[0])
+            if st.last_x is not None:
+                x_arr = np.where(np.isfinite(x_arr), x_arr, st.last_x)
+            st.imputed += 1
+        st.last_x = x_arr
+        if st.fresh:
+            z = _anchor_first(st.chain, float(y))
+            st.fresh = False
+        else:
+            z = st.chain.transform_one(float(y))
+        xs = [s.transform_one(v) for s, v in zip(st.covariate_scales, x_arr)]
+        return np.asarray([z, *xs], dtype=np.float32)
+
+    def push(self, sensor: str, y: float, x: Any = None) -> np.ndarray:
+        """Feed one reading of ``sensor``; return its forecast of the next H readings."""
+        return self.push_many([sensor], [y], None if x is None else [x])[0]
+
+    def push_many(self, sensors: list[str], ys: Any, xs: Any = None) -> np.ndarray:
+        """Feed one reading for each of ``sensors`` (distinct) in one batched call.
+
+        Returns forecasts of shape ``(len(sensors), H)`` in engineering units.
+        """
+        if len(set(sensors)) != len(sensors):
+            raise DataError("push_many takes each sensor at most once per call")
+        states = [self._sensor(s) for s in sensors]
+        rows = np.stack([
+            self._prepare_input(st, float(y), None if xs is None else xs[i])
+            for i, (st, y) in enumerate(zip(states, ys))
+        ])
+        batch_state = np.stack([st.model_state for st in states]).astype(np.float32)
+        t0 = time.perf_counter()
+        z_hat, new_state = self.artifact.session.run(None, {"x": rows, "state": batch_state})
+        self.latency.seconds.append(time.perf_counter() - t0)
+        out = np.empty((len(sensors), self.horizon))
+        for i, st in enumerate(states):
+            st.model_state = new_state[i]
+            st.readings += 1
+            out[i] = st.chain.inverse_forecast(z_hat[i].astype(np.float64))
+            st.last_forecast = out[i]
+        return out
+
+
+def _anchor_first(chain: TransformChain, y: float) -> float:
+    """Transform a new sensor's first reading, anchoring differences at it.
+
+    A sensor the model has never seen has no previous level; its first
+    difference is taken as 0 instead of a jump from the exported sensor's level.
+    """
+    z = y
+    for step in chain.steps:
+        if isinstance(step, Difference):
+            step.last = z
+            z = 0.0
+        else:
+            z = step.transform_one(z)
+    return z
