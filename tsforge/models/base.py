@@ -142,6 +142,11 @@ class Forecaster(abc.ABC):
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`state_dict` returned."""
 
+    @classmethod
+    def test_params(cls) -> dict[str, Any]:
+        """Small, fast hyper-parameters for the conformance suite (CI-sized runs)."""
+        return {}
+
     # ------------------------------------------------------------------ helpers
     def _check_fit_input(self, y: Any, X: Any) -> tuple[np.ndarray, np.ndarray]:
         y_arr = _as_1d_float(y, "target series y")

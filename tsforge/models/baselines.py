@@ -123,6 +123,10 @@ class SeasonalNaive(_BufferForecaster):
     name = "seasonal_naive"
     Config = SeasonalNaiveConfig
 
+    @classmethod
+    def test_params(cls) -> dict[str, Any]:
+        return {"period": 12}
+
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         if self.config.period < 1:

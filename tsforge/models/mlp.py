@@ -64,6 +64,10 @@ class LagMLP(WindowedForecaster):
     name = "mlp"
     Config = MLPConfig
 
+    @classmethod
+    def test_params(cls) -> dict[str, object]:
+        return {"window": 8, "hidden": 16, "epochs": 3, "batch_size": 64}
+
     def build_head(self, n_channels: int) -> nn.Module:
         c = self.config
         torch.manual_seed(c.seed)
