@@ -6,7 +6,7 @@ statsmodels, river, polars, kafka-python) load in the modules that use them.
 The main entry points:
 
 - :func:`tsforge.data.read_csv` and :func:`tsforge.data.prepare` read and validate sensor data;
-- :func:`tsforge.preprocess.analyze` tests stationarity and recommends an invertible transform chain;
+- :func:`tsforge.preprocess.analyze` tests stationarity and recommends invertible transforms;
 - :func:`tsforge.models.create` builds a forecaster from its registry name;
 - :func:`tsforge.backtest.backtest` streams a held-out tail through forecasters and scores them;
 - :func:`tsforge.export.export_onnx` writes a streaming-step ONNX artifact;

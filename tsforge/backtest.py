@@ -9,6 +9,7 @@ of :meth:`ModelScore.to_dict` are stable.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -96,6 +97,7 @@ def backtest(
     transforms: list[dict[str, Any]] | str = "auto",
     period: int | None = None,
     progress: bool = False,
+    on_fitted: Callable[[TransformedForecaster], None] | None = None,
 ) -> BacktestResult:
     """Fit every model on the first ``train_fraction`` of ``y`` and stream the rest.
 
@@ -116,6 +118,11 @@ def backtest(
         recommendation on the training part.
     period
         Season length for seasonal naive and the MASE scale; detected when None.
+    progress
+        Show a progress bar per model.
+    on_fitted
+        Called with each wrapped model right after fitting, before streaming
+        (e.g. to export it).
     """
     y = np.asarray(getattr(y, "to_numpy", lambda: y)(), dtype=np.float64)
     X_arr = as_covariates(X, y.shape[0])
@@ -145,6 +152,8 @@ def backtest(
         t0 = time.perf_counter()
         wrapped.fit(y[:n_train], X_arr[:n_train])
         fit_seconds = time.perf_counter() - t0
+        if on_fitted is not None:
+            on_fitted(wrapped)
         preds = np.empty((len(actual), model.horizon))
         steps = _iterate(range(len(actual)), progress, f"stream {model.name}")
         t0 = time.perf_counter()

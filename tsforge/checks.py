@@ -73,7 +73,7 @@ def check_forecast_has_horizon_shape(name: str) -> None:
 
 
 def check_forecast_does_not_change_state(name: str) -> None:
-    model, y, X = _fitted(name)
+    model, _y, _X = _fitted(name)
     before = _digest(model)
     first = model.forecast().mean.copy()
     second = model.forecast().mean

@@ -24,8 +24,10 @@ EPILOG = """examples:
 
 
 def _add_data_args(p: argparse.ArgumentParser, target: bool) -> None:
-    p.add_argument("file", help="CSV file (wide: timestamp,s1,s2,... or long: timestamp,sensor,value)")
-    p.add_argument("--time", dest="time_col", metavar="COL", help="timestamp column (auto-detected)")
+    p.add_argument("file",
+                   help="CSV file (wide: timestamp,s1,s2,... or long: timestamp,sensor,value)")
+    p.add_argument("--time", dest="time_col", metavar="COL",
+                   help="timestamp column (auto-detected)")
     p.add_argument("--time-format", metavar="FMT", help="strftime format if timestamps are unusual")
     if target:
         p.add_argument("--target", metavar="COL", help="column to forecast (default: first sensor)")
@@ -59,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="write the reports as JSON")
     p.set_defaults(func=_cmd_analyze)
 
-    p = sub.add_parser("backtest", help="fit on the first part, stream the rest, score MAE/RMSE/MASE")
+    p = sub.add_parser("backtest",
+                       help="fit on the first part, stream the rest, score MAE/RMSE/MASE")
     _add_data_args(p, target=True)
     p.add_argument("--horizon", type=int, default=1, help="steps ahead (H), default 1")
     p.add_argument("--models", default="naive,seasonal_naive,mlp",
@@ -75,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="fit a model on a CSV and export its streaming step to ONNX")
     _add_data_args(p, target=True)
     p.add_argument("--model", default="mlp", help="registry name (default mlp)")
-    p.add_argument("--params", default="{}", help='JSON of model parameters, e.g. \'{"window": 96}\'')
+    p.add_argument("--params", default="{}",
+                   help='JSON of model parameters, e.g. \'{"window": 96}\'')
     p.add_argument("--horizon", type=int, default=1, help="steps ahead (H)")
     p.add_argument("--out", required=True, help="output .onnx path (manifest .json written beside)")
     p.set_defaults(func=_cmd_export)
@@ -110,7 +114,9 @@ def _json_arg(text: str, flag: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{flag} is not valid JSON ({exc}); example: '{{\"window\": 96}}'") from exc
+        raise ConfigError(
+            f"{flag} is not valid JSON ({exc}); example: '{{\"window\": 96}}'"
+        ) from exc
     if not isinstance(value, dict):
         raise ConfigError(f"{flag} must be a JSON object")
     return value

@@ -157,10 +157,7 @@ class Forecaster(abc.ABC):
     def _check_step_input(self, x: np.ndarray | None) -> np.ndarray:
         if self.n_covariates_ is None:
             raise DataError(f"model '{self.name}' is not fitted: call fit() first")
-        if x is None:
-            x_arr = np.zeros(0)
-        else:
-            x_arr = np.asarray(x, dtype=np.float64).reshape(-1)
+        x_arr = np.zeros(0) if x is None else np.asarray(x, dtype=np.float64).reshape(-1)
         if x_arr.shape[0] != self.n_covariates_:
             raise DataError(
                 f"model '{self.name}' was fitted with {self.n_covariates_} covariate(s), "

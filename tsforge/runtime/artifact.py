@@ -79,7 +79,9 @@ def load_artifact(path: str | Path, *, verify: bool = True, threads: int = 1) ->
     if path.is_dir():
         candidates = sorted(path.glob("*.onnx"))
         if len(candidates) != 1:
-            raise ArtifactError(f"{path} must contain exactly one .onnx file, found {len(candidates)}")
+            raise ArtifactError(
+                f"{path} must contain exactly one .onnx file, found {len(candidates)}"
+            )
         path = candidates[0]
     if not path.exists():
         raise ArtifactError(f"model file {path} does not exist; export one with `tsforge export`")
