@@ -183,4 +183,4 @@ def _iterate(iterable: Any, enabled: bool, desc: str) -> Any:
         from tqdm import tqdm
     except ImportError:
         return iterable
-    return tqdm(iterable, desc=desc, unit="step", leave=False, mininterval=0.5)
+    return tqdm(iterable, desc=desc, unit="step", leave=False, mininterval=0.5, disable=None)

@@ -249,7 +249,7 @@ def _progress(iterable: Any, enabled: bool, desc: str) -> Any:
         tqdm = require("tqdm", "progress bars").tqdm
     except ImportError:
         return iterable
-    return tqdm(iterable, desc=desc, unit="epoch", leave=False, dynamic_ncols=True)
+    return tqdm(iterable, desc=desc, unit="epoch", leave=False, dynamic_ncols=True, disable=None)
 
 
 def _save_checkpoint(

@@ -1,0 +1,68 @@
+"""Vectorised timestamp parsing: ISO-8601 (with or without zone), epoch s/ms, strftime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tsforge.errors import DataError
+from tsforge.optional import require
+
+#: Numeric timestamps at or above this are epoch milliseconds, below it epoch seconds.
+#: 1e11 s is the year 5138; 1e11 ms is 1973-03-03, so real data is never ambiguous.
+EPOCH_MS_THRESHOLD = 1e11
+
+
+def parse_timestamps(values: Any, *, time_format: str | None = None, source: str = "<memory>",
+                     column: str = "timestamp") -> np.ndarray:
+    """Parse a column of timestamps to naive UTC ``datetime64[ns]``.
+
+    Numbers are epoch seconds or milliseconds (see :data:`EPOCH_MS_THRESHOLD`);
+    strings are ISO-8601 or follow ``time_format``.  Offsets such as ``+01:00``
+    and ``+02:00`` in one column (daylight saving) are converted to UTC.
+    """
+    pl = require("polars", "parsing timestamps")
+    s = values if isinstance(values, pl.Series) else pl.Series(column, values)
+    if s.dtype.is_numeric():
+        arr = s.cast(pl.Float64).to_numpy()
+        if np.isnan(arr).any():
+            line = int(np.flatnonzero(np.isnan(arr))[0]) + 2
+            raise DataError(f"{source}: empty timestamp in column '{column}' at line {line}")
+        unit_ms = np.nanmedian(np.abs(arr)) >= EPOCH_MS_THRESHOLD
+        ns = np.round(arr * (1e6 if unit_ms else 1e9)).astype(np.int64)
+        return ns.astype("datetime64[ns]")
+    if s.dtype == pl.Datetime or s.dtype == pl.Date:
+        out = s.cast(pl.Datetime("ns"))
+        if getattr(s.dtype, "time_zone", None):
+            out = s.dt.convert_time_zone("UTC").dt.replace_time_zone(None).cast(pl.Datetime("ns"))
+        return out.to_numpy().astype("datetime64[ns]")
+    s = s.cast(pl.Utf8).str.strip_chars()
+    if time_format:
+        parsed = s.str.strptime(pl.Datetime("ns"), time_format, strict=False)
+    else:
+        parsed = _parse_iso(s, pl)
+    if parsed.dtype.time_zone if hasattr(parsed.dtype, "time_zone") else False:
+        parsed = parsed.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    bad = parsed.is_null() & s.is_not_null()
+    if bad.any() or s.is_null().any():
+        i = int((bad | s.is_null()).arg_true()[0])
+        hint = "" if time_format else " Pass time_format (e.g. --time-format '%d/%m/%Y %H:%M')."
+        raise DataError(
+            f"{source}: cannot parse timestamp {s[i]!r} in column '{column}' at line {i + 2}."
+            + hint
+        )
+    return parsed.cast(pl.Datetime("ns")).to_numpy().astype("datetime64[ns]")
+
+
+def _parse_iso(s: Any, pl: Any) -> Any:
+    """ISO strings: zone-aware ones go to UTC, naive ones stay naive."""
+    has_zone = s.str.contains(r"(Z|[+-]\d{2}:?\d{2})$").fill_null(False)
+    if has_zone.any():
+        aware = s.str.to_datetime(time_zone="UTC", strict=False, time_unit="ns")
+        if has_zone.all():
+            return aware
+        naive = s.str.to_datetime(strict=False, time_unit="ns")
+        aware = aware.dt.replace_time_zone(None)
+        return pl.select(pl.when(has_zone).then(aware).otherwise(naive)).to_series()
+    return s.str.to_datetime(strict=False, time_unit="ns")
