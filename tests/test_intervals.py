@@ -42,15 +42,27 @@ def coverages(bands, y, segment=slice(None)):
             for lvl, (lo, hi) in bands.items()}
 
 
-def test_half_width_is_the_finite_sample_conformal_quantile():
-    cfg = IntervalConfig(levels=(0.5, 0.9, 0.99), window=9, warmup=9, gamma=0.0)
+@pytest.mark.parametrize("unbounded,top", [("inf", np.inf), ("window_max", 9.0)])
+def test_half_width_is_the_finite_sample_conformal_quantile(unbounded, top):
+    cfg = IntervalConfig(levels=(0.5, 0.9, 0.99), window=9, warmup=9, gamma=0.0,
+                         unbounded=unbounded)
     ci = ConformalIntervals(cfg, horizon=1)
-    for r in range(1, 10):  # residuals 1..9
+    for r in (3, 1, 4, 9, 5, 2, 6, 8, 7):  # residuals 1..9, in no order
         ci.record(np.zeros(1))
         ci.observe(float(r))
     q = ci.half_widths()[:, 0]
     # rank ceil((n + 1)(1 - a)) of n = 9: 5th, 9th, and 10th (> n: unbounded)
-    np.testing.assert_array_equal(q, [5.0, 9.0, np.inf])
+    np.testing.assert_array_equal(q, [5.0, 9.0, top])
+
+
+def test_working_level_stays_in_the_range_the_paper_proves():
+    cfg = IntervalConfig(levels=(0.95,), gamma=0.05, window=20, warmup=5)
+    ci = ConformalIntervals(cfg, horizon=1)
+    for t in range(200):  # residuals grow forever: every capped interval misses
+        ci.record(np.zeros(1))
+        ci.observe(float(t))
+    assert ci.alpha[0, 0] == pytest.approx(-0.05)
+    assert np.isfinite(ci.half_widths()).all()
 
 
 def test_no_interval_before_warmup_and_imputed_readings_score_nothing():

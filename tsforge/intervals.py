@@ -13,25 +13,32 @@ How it works, per horizon step ``h`` and nominal level ``1 - a``:
   residuals of that step;
 - the half-width issued at time ``t`` is the conformal quantile of that window at
   level ``1 - a_t``: the ``ceil((n + 1)(1 - a_t))``-th smallest of ``n`` residuals,
-  infinite when that rank exceeds ``n``;
+  unbounded when that rank exceeds ``n`` (see the deviations below);
 - adaptive conformal inference (ACI; Gibbs & Candès 2021, "Adaptive Conformal
   Inference Under Distribution Shift") moves the working level after every
   resolved forecast, ``a_{t+1} = a_t + gamma (a - err_t)`` with ``err_t = 1`` when the
   reading fell outside the interval issued for it.  Misses shrink ``a_t`` (wider
   intervals), hits grow it; the long-run miss rate tends to ``a`` whatever the
-  drift.  ``a_t <= 0`` gives an infinite interval, as in the paper.
+  drift.  In the paper ``a_t`` below ``1 / (n + 1)`` gives an infinite interval.
 
-Deviations from the paper, and why: one ``a_t`` per (level, step) pair rather than
-one per model, because h-step errors differ in scale and in how they drift; and no
-interval (and no update of ``a_t``) while a step's window holds fewer than
-``warmup`` residuals, so that the first readings after a fit are not scored
-against intervals estimated from almost nothing.
+Deviations from the paper, and why:
 
-``method="split"`` is the classical split-conformal baseline: the first
-``window`` residuals after the fit are the calibration set, then the quantile is
-frozen at the nominal level.  It is exact under exchangeability and is what ACI is
-measured against on drifting streams.  ``gamma=0`` gives a rolling-window
-conformal predictor (window adapts, level does not).
+- one ``a_t`` per (level, step) pair rather than one per model, because h-step
+  errors differ in scale and in how they drift;
+- no interval (and no update of ``a_t``) while a step's window holds fewer than
+  ``warmup`` residuals, so that the first readings after a fit are not scored
+  against intervals estimated from almost nothing;
+- ``unbounded="window_max"`` (the default) replaces the paper's infinite interval
+  by the largest residual in the window.  Multi-step errors miss in long runs
+  after a shift, and a 95 % interval recovers from a run of ``k`` misses only
+  after about ``19 k`` hits, so the uncapped rule serves infinite intervals for
+  a few per cent of readings on real sensors (``benchmarks/RESULTS_issue11.md``):
+  useless to an operator, and not valid JSON.  The cap bounds widths by what the
+  window has seen, at a cost of about 0.1 point of coverage there;
+- ``a_t`` is kept in ``[-gamma, 1 + gamma]``, the range the paper proves for
+  one-step feedback.  An h-step forecast is scored h readings after it was
+  issued, so up to h misses already in flight would otherwise drive ``a_t`` down
+  to about ``-h gamma`` and lengthen the recovery h-fold.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ import numpy as np
 from tsforge.errors import ConfigError
 
 METHODS = ("aci", "split")
+UNBOUNDED = ("window_max", "inf")
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,10 @@ class IntervalConfig:
         Residuals a step needs before intervals are issued for it.
     method
         ``"aci"`` (adaptive, sliding window) or ``"split"`` (frozen calibration set).
+    unbounded
+        Half-width served when the conformal rank exceeds the window:
+        ``"window_max"`` (the largest residual in the window) or ``"inf"`` (the
+        paper's infinite interval).
     """
 
     levels: tuple[float, ...] = (0.8, 0.95)
@@ -71,6 +83,7 @@ class IntervalConfig:
     window: int = 500
     warmup: int = 20
     method: str = "aci"
+    unbounded: str = "window_max"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "levels", tuple(float(v) for v in self.levels))
@@ -86,6 +99,8 @@ class IntervalConfig:
             raise ConfigError(f"warmup must be in [1, window={self.window}], got {self.warmup}")
         if self.method not in METHODS:
             raise ConfigError(f"interval method '{self.method}' unknown; valid: {METHODS}")
+        if self.unbounded not in UNBOUNDED:
+            raise ConfigError(f"unbounded='{self.unbounded}' unknown; valid: {UNBOUNDED}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -138,6 +153,7 @@ class ConformalIntervals:
         self.q = np.full((L, H), np.nan)  # half-widths of the latest forecast
         self._steps = np.arange(H)
         self._ordered = np.full((H, W), np.inf)  # each window sorted, empty slots last
+        self.saturated = np.zeros((L, H), dtype=bool)  # latest half-widths the window can't bound
 
     # ------------------------------------------------------------------ streaming
     def observe(self, y: float) -> None:
@@ -161,8 +177,10 @@ class ConformalIntervals:
         else:
             err = (r[None, :] > issued_q).astype(np.float64)
             issued = ~np.isnan(issued_q)
-            step = self.config.gamma * (self.miscoverage[:, None] - err)
-            self.alpha[:, steps] += np.where(issued, step, 0.0)
+            g = self.config.gamma
+            step = g * (self.miscoverage[:, None] - err)
+            self.alpha[:, steps] = np.clip(self.alpha[:, steps] + np.where(issued, step, 0.0),
+                                           -g, 1.0 + g)
         slot = self.count[steps] % W
         old = np.where(self.count[steps] >= W, self.residuals[steps, slot], np.inf)
         self.residuals[steps, slot] = r
@@ -187,14 +205,20 @@ class ConformalIntervals:
     def half_widths(self) -> np.ndarray:
         """Conformal half-widths ``(L, H)`` from the current windows and levels.
 
-        NaN for steps still warming up, ``inf`` where the rank exceeds the window.
+        NaN for steps still warming up; where the rank exceeds the window, ``inf`` or
+        the window's largest residual (``config.unbounded``).
         """
         W = self.config.window
         n = np.minimum(self.count, W)  # (H,)
         rank = np.ceil((n + 1) * (1.0 - self.alpha) - 1e-9)  # (L, H), 1-based
         idx = np.clip(rank, 1, W).astype(np.intp) - 1
         q = self._ordered[self._steps, idx]  # (L, H)
-        q[rank > n] = np.inf
+        over = rank > n
+        self.saturated = over & (n[None, :] >= self.config.warmup)
+        if self.config.unbounded == "inf":
+            q[over] = np.inf
+        else:
+            q[over] = self._ordered[self._steps, np.maximum(n - 1, 0)][np.nonzero(over)[1]]
         q[rank < 1] = 0.0
         q[:, n < self.config.warmup] = np.nan
         return q
@@ -249,21 +273,32 @@ class ConformalIntervals:
 
 
 def replay(
-    predictions: np.ndarray, actual: np.ndarray, config: IntervalConfig
+    predictions: np.ndarray,
+    actual: np.ndarray,
+    config: IntervalConfig,
+    *,
+    saturated: dict[float, np.ndarray] | None = None,
 ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
     """Intervals a tracker would have issued along a backtest.
 
     ``predictions[i]`` (``(n, H)``) is the forecast made just before ``actual[i]``.
     Returns ``{level: (lower, upper)}`` with arrays ``(n, H)``, NaN where no
     interval was issued.  Lets several interval methods be compared on the same
-    forecasts without re-running the models.
+    forecasts without re-running the models.  A ``saturated`` dict is filled with
+    ``{level: (n, H) bool}``: where the window could not bound the interval
+    (infinite, or capped at the window maximum).
     """
     n, H = predictions.shape
     tracker = ConformalIntervals(config, H)
     out = {lvl: (np.full((n, H), np.nan), np.full((n, H), np.nan)) for lvl in config.levels}
+    flags = {lvl: np.zeros((n, H), dtype=bool) for lvl in config.levels}
     for i in range(n):
         tracker.record(predictions[i])
         for lvl, (lo, hi) in tracker.intervals(predictions[i]).items():
             out[lvl][0][i], out[lvl][1][i] = lo, hi
+        for j, lvl in enumerate(config.levels):
+            flags[lvl][i] = tracker.saturated[j]
         tracker.observe(actual[i])
+    if saturated is not None:
+        saturated.update(flags)
     return out
