@@ -3,6 +3,7 @@ library, backtest and edge runtime agreeing on the same intervals."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -214,6 +215,7 @@ def test_runtime_intervals_equal_library_intervals(exported):
     from tsforge.runtime import StreamingRuntime
 
     model, path, y, X = exported
+    model = copy.deepcopy(model)  # the fixture is shared: stream a copy
     runtime = StreamingRuntime(path)
     for t in range(600, 800):
         served = runtime.push_with_intervals("line-1", y[t], X[t])
@@ -228,3 +230,28 @@ def test_runtime_intervals_equal_library_intervals(exported):
     assert runtime.push_with_intervals("new", y[600], X[600]).intervals == {}
     assert StreamingRuntime(path, intervals=False).push_with_intervals(
         "line-1", y[600], X[600]).intervals == {}
+
+
+def test_edge_cli_writes_interval_columns(exported):
+    import io
+
+    from tsforge.runtime import StreamingRuntime
+    from tsforge.runtime.cli import run_stream
+
+    _, path, y, X = exported
+    source = io.StringIO("".join(f"{t},line-1,{float(y[t])!r},{float(X[t, 0])!r}\n"
+                                 for t in range(600, 640))
+                         + "640,fresh,1.0,1.0\n")
+    sink, dead = io.StringIO(), io.StringIO()
+    assert run_stream(str(path), source, sink, dead, intervals=True) == 0
+    header, *rows = [r.split(",") for r in sink.getvalue().strip().splitlines()]
+    assert header[2:5] == ["step_1", "step_2", "step_3"]
+    assert header[5:8] == ["lower_0.8_step_1", "lower_0.8_step_2", "lower_0.8_step_3"]
+    assert len(header) == 2 + 3 * 5
+    runtime = StreamingRuntime(path)
+    for t in range(600, 640):
+        ref = runtime.push_with_intervals("line-1", y[t], X[t])
+    last = np.array(rows[39][2:], dtype=float)
+    np.testing.assert_allclose(last[:3], ref.mean, rtol=1e-5)
+    np.testing.assert_allclose(last[-3:], ref.intervals[0.95][1], rtol=1e-5)
+    assert rows[40][5:] == [""] * 12  # a new sensor warms up first

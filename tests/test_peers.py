@@ -153,3 +153,17 @@ def test_bad_parameters_and_missing_packages_are_explained(monkeypatch):
     monkeypatch.setitem(sys.modules, "statsmodels", None)
     with pytest.raises(MissingDependencyError, match=r"tsforge\[all\]"):
         create("ets")
+
+
+def test_backtest_command_line_names_peers_and_interval_levels():
+    from tsforge.cli import build_parser, interval_config
+
+    args = build_parser().parse_args(
+        ["backtest", "f.csv", "--models", "ets,arima", "--levels", "0.5,0.9",
+         "--interval-method", "split"])
+    cfg = interval_config(args)
+    assert cfg.levels == (0.5, 0.9) and cfg.method == "split"
+    assert interval_config(build_parser().parse_args(["backtest", "f.csv", "--levels", "none"])
+                           ) is None
+    with pytest.raises(ConfigError, match="--levels"):
+        interval_config(build_parser().parse_args(["backtest", "f.csv", "--levels", "x"]))

@@ -88,6 +88,13 @@ class StreamingRuntime:
     def horizon(self) -> int:
         return self.artifact.horizon
 
+    @property
+    def interval_levels(self) -> tuple[float, ...]:
+        """Nominal levels of the intervals served (empty when they are off)."""
+        if self._intervals_meta is None:
+            return ()
+        return tuple(self._intervals_meta["config"]["levels"])
+
     def _sensor(self, sensor: str) -> SensorState:
         state = self.sensors.get(sensor)
         if state is None:
