@@ -94,7 +94,8 @@ def main() -> None:
         "aci": IntervalConfig(levels=LEVELS),
         "aci_inf": IntervalConfig(levels=LEVELS, unbounded="inf"),
     }
-    rows = []
+    rows: list[dict] = []
+    mase: dict[str, dict[str, float]] = {}
     t0 = time.perf_counter()
     for name, y, period, horizon in load(args.quick):
         result = backtest(y, models=models(args.quick), horizon=horizon, transforms=CHAIN,
@@ -112,17 +113,17 @@ def main() -> None:
                         "series": name, "model": score.model, "method": method, "level": level,
                         "coverage": interval_coverage(lo, hi, result.actual),
                         "width": interval_width(lo, hi),
-                        "capped": float(np.mean(saturated[level][~np.isnan(hi)])),
+                        "saturated": float(np.mean(saturated[level][~np.isnan(hi)])),
                         "local_error": local_error(lo, hi, result.actual, level),
-                        "mase": score.mase,
                     })
+            mase.setdefault(name, {})[score.model] = round(score.mase, 4)
     seconds = time.perf_counter() - t0
 
     print(f"{'series':<25}{'model':<8}{'method':<9}{'level':>6}{'coverage':>10}{'width':>10}"
           f"{'saturated':>10}{'local err':>10}")
     for r in rows:
         print(f"{r['series']:<25}{r['model']:<8}{r['method']:<9}{r['level']:>6.2f}"
-              f"{r['coverage']:>10.3f}{r['width']:>10.3f}{r['capped']:>10.4f}"
+              f"{r['coverage']:>10.3f}{r['width']:>10.3f}{r['saturated']:>10.4f}"
               f"{r['local_error']:>10.3f}")
 
     def mean_error(method: str, key: str = "coverage") -> float:
@@ -144,6 +145,7 @@ def main() -> None:
         "ratio": baseline / candidate if candidate > 0 else float("inf"),
         "ratio_meaning": "split-conformal coverage error / ACI coverage error (>1: ACI closer)",
         "methods": summary,
+        "mase": mase,
         "rows": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
                  for r in rows],
         "seconds": round(seconds, 1),
