@@ -82,6 +82,9 @@ def test_no_interval_before_warmup_and_imputed_readings_score_nothing():
     lo, hi = ci.intervals(np.full(2, 10.0))[0.8]
     np.testing.assert_array_equal(hi - 10.0, [1.0, 1.0])
     np.testing.assert_array_equal(lo, [9.0, 9.0])
+    ci.record(np.full(2, np.nan))  # a non-finite forecast is never scored
+    ci.observe(1.0)
+    np.testing.assert_array_equal(ci.count, [6, 6])  # only the older step-2 forecast
 
 
 def test_aci_adapts_the_level_where_misses_happen():

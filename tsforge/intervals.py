@@ -161,15 +161,17 @@ class ConformalIntervals:
         """Score the pending forecasts of reading ``y`` and adapt.
 
         A non-finite ``y`` (a missing or imputed reading) scores nothing: the
-        forecasts that targeted it are simply never resolved.
+        forecasts that targeted it are simply never resolved; nor does a
+        non-finite forecast.
         """
         y = float(y)
         if not math.isfinite(y):
             return
         steps = np.flatnonzero(self.pending_ok)  # lag k resolves step k
+        r = np.abs(y - self.pending_mean[steps, steps])  # (n,)
+        steps, r = steps[np.isfinite(r)], r[np.isfinite(r)]
         if steps.size == 0:
             return
-        r = np.abs(y - self.pending_mean[steps, steps])  # (n,)
         issued_q = self.pending_q[:, steps, steps]  # (L, n)
         W = self.config.window
         if self.config.method == "split":
@@ -194,7 +196,7 @@ class ConformalIntervals:
 
     def record(self, mean: np.ndarray) -> None:
         """Register the forecast just issued (shape ``(H,)``) and its half-widths."""
-        self.q = self.half_widths()
+        self.q, self.saturated = self._half_widths()
         # Age every pending forecast by one reading; the oldest (lag H) falls off.
         self.pending_mean[1:] = self.pending_mean[:-1]
         self.pending_mean[0] = mean
@@ -209,20 +211,23 @@ class ConformalIntervals:
         NaN for steps still warming up; where the rank exceeds the window, ``inf`` or
         the window's largest residual (``config.unbounded``).
         """
+        return self._half_widths()[0]
+
+    def _half_widths(self) -> tuple[np.ndarray, np.ndarray]:
+        """Half-widths ``(L, H)`` and where the window could not bound them."""
         W = self.config.window
         n = np.minimum(self.count, W)  # (H,)
         rank = np.ceil((n + 1) * (1.0 - self.alpha) - 1e-9)  # (L, H), 1-based
         idx = np.clip(rank, 1, W).astype(np.intp) - 1
         q = self._ordered[self._steps, idx]  # (L, H)
         over = rank > n
-        self.saturated = over & (n[None, :] >= self.config.warmup)
         if self.config.unbounded == "inf":
             q[over] = np.inf
         else:
             q[over] = self._ordered[self._steps, np.maximum(n - 1, 0)][np.nonzero(over)[1]]
         q[rank < 1] = 0.0
         q[:, n < self.config.warmup] = np.nan
-        return q
+        return q, over & (n[None, :] >= self.config.warmup)
 
     def intervals(self, mean: np.ndarray) -> dict[float, tuple[np.ndarray, np.ndarray]]:
         """``{level: (lower, upper)}`` around ``mean``; empty while any step warms up."""
