@@ -8,7 +8,12 @@ from tsforge.checks import CHECKS
 from tsforge.models import available
 
 #: (model, check) pairs that do not apply, with the reason.  Keep this short.
-OPT_OUTS: dict[tuple[str, str], str] = {}
+_PEER_NOT_EXPORTABLE = ("peer baseline wrapping a third-party package: its state lives in "
+                        "river/statsmodels objects, there is no torch streaming core to export")
+OPT_OUTS: dict[tuple[str, str], str] = {
+    (name, "check_onnx_matches_library_stream"): _PEER_NOT_EXPORTABLE
+    for name in ("snarimax", "holt_winters", "ets", "arima")
+}
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)

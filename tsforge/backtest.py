@@ -1,9 +1,10 @@
 """Walk-forward backtest: fit on the first part, then stream the rest one reading at a time.
 
 At every step each model forecasts the next H readings from its current state,
-then sees the reading (online models learn from it, frozen models only update
-their state).  This is the public contract for accuracy measurements: the keys
-of :meth:`ModelScore.to_dict` are stable.
+with online conformal intervals (:mod:`tsforge.intervals`), then sees the reading
+(online models learn from it, frozen models only update their state).  This is
+the public contract for accuracy measurements: the keys of
+:meth:`ModelScore.to_dict` are stable (keys are only ever added).
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from typing import Any
 import numpy as np
 
 from tsforge.errors import ConfigError, DataError
-from tsforge.metrics import forecast_errors, mae, rmse, seasonal_naive_scale
+from tsforge.intervals import DEFAULT_INTERVALS, IntervalConfig
+from tsforge.metrics import (
+    forecast_errors,
+    interval_coverage,
+    interval_width,
+    mae,
+    rmse,
+    seasonal_naive_scale,
+)
 from tsforge.models.base import Forecaster, as_covariates
 from tsforge.models.registry import create, model_class
 from tsforge.models.transformed import TransformedForecaster
@@ -26,7 +35,12 @@ ModelSpec = str | tuple[str, dict[str, Any]] | Forecaster
 
 @dataclass
 class ModelScore:
-    """Scores of one model in one backtest (keys of ``to_dict`` are a public contract)."""
+    """Scores of one model in one backtest (keys of ``to_dict`` are a public contract).
+
+    ``coverage`` and ``interval_width`` map a nominal level written as a string
+    (``"0.95"``) to the share of readings inside the issued intervals and to their
+    mean width in engineering units; both are empty when intervals are off.
+    """
 
     model: str
     mae: float
@@ -41,6 +55,8 @@ class ModelScore:
     transforms: list[dict[str, Any]]
     transform_chain: str
     mae_by_step: list[float] = field(default_factory=list)
+    coverage: dict[str, float] = field(default_factory=dict)
+    interval_width: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,7 +64,11 @@ class ModelScore:
 
 @dataclass
 class BacktestResult:
-    """All models' scores plus their forecasts for plotting."""
+    """All models' scores plus their forecasts for plotting.
+
+    ``intervals[model][level]`` is ``(lower, upper)``, each shaped like the model's
+    predictions ``(n_test, H)``, NaN where no interval was issued (warm-up).
+    """
 
     scores: list[ModelScore]
     actual: np.ndarray
@@ -56,16 +76,21 @@ class BacktestResult:
     test_start: int
     period: int
     mase_scale: float
+    intervals: dict[str, dict[float, tuple[np.ndarray, np.ndarray]]] = field(
+        default_factory=dict)
 
     def table(self) -> str:
         """A plain-text table of the scores, best MASE first."""
         rows = sorted(self.scores, key=lambda s: s.mase)
-        head = f"{'model':<16}{'MAE':>10}{'RMSE':>10}{'MASE':>8}{'fit s':>9}{'µs/step':>10}"
+        levels = list(rows[0].coverage) if rows else []
+        head = (f"{'model':<16}{'MAE':>10}{'RMSE':>10}{'MASE':>8}{'fit s':>9}{'µs/step':>10}"
+                + "".join(f"{'cov@' + lvl:>10}" for lvl in levels))
         lines = [head, "-" * len(head)]
         for s in rows:
             lines.append(
                 f"{s.model:<16}{s.mae:>10.4f}{s.rmse:>10.4f}{s.mase:>8.3f}"
                 f"{s.fit_seconds:>9.2f}{s.predict_us_per_step:>10.1f}"
+                + "".join(f"{s.coverage.get(lvl, float('nan')):>10.3f}" for lvl in levels)
             )
         return "\n".join(lines)
 
@@ -79,9 +104,9 @@ def _build(spec: ModelSpec, horizon: int, period: int) -> Forecaster:
     name, params = (spec, {}) if isinstance(spec, str) else spec
     params = dict(params)
     params.setdefault("horizon", horizon)
-    if name == "seasonal_naive":
-        params.setdefault("period", period)
     fields = model_class(name).Config.__dataclass_fields__
+    if "period" in fields:
+        params.setdefault("period", period)
     if "progress" in fields:
         params.setdefault("progress", False)
     return create(name, **params)
@@ -98,6 +123,7 @@ def backtest(
     period: int | None = None,
     progress: bool = False,
     on_fitted: Callable[[TransformedForecaster], None] | None = None,
+    intervals: IntervalConfig | None = DEFAULT_INTERVALS,
 ) -> BacktestResult:
     """Fit every model on the first ``train_fraction`` of ``y`` and stream the rest.
 
@@ -123,6 +149,9 @@ def backtest(
     on_fitted
         Called with each wrapped model right after fitting, before streaming
         (e.g. to export it).
+    intervals
+        Conformal interval settings scored for every model (coverage and mean
+        width per level), or None for point forecasts only.
     """
     y = np.asarray(getattr(y, "to_numpy", lambda: y)(), dtype=np.float64)
     X_arr = as_covariates(X, y.shape[0])
@@ -145,20 +174,26 @@ def backtest(
 
     scale = seasonal_naive_scale(y[:n_train], period)
     actual = y[n_train:]
-    scores, predictions = [], {}
+    scores, predictions, bands = [], {}, {}
     for spec in models:
         model = _build(spec, horizon, period)
-        wrapped = TransformedForecaster(model, transforms)
+        wrapped = TransformedForecaster(model, transforms, intervals=intervals)
         t0 = time.perf_counter()
         wrapped.fit(y[:n_train], X_arr[:n_train])
         fit_seconds = time.perf_counter() - t0
         if on_fitted is not None:
             on_fitted(wrapped)
         preds = np.empty((len(actual), model.horizon))
+        levels = intervals.levels if intervals is not None else ()
+        band = {lvl: (np.full_like(preds, np.nan), np.full_like(preds, np.nan))
+                for lvl in levels}
         steps = _iterate(range(len(actual)), progress, f"stream {model.name}")
         t0 = time.perf_counter()
         for i in steps:
-            preds[i] = wrapped.forecast().mean
+            f = wrapped.forecast()
+            preds[i] = f.mean
+            for lvl, (lo, hi) in f.intervals.items():
+                band[lvl][0][i], band[lvl][1][i] = lo, hi
             wrapped.learn_one(actual[i], X_arr[n_train + i])
         per_step = (time.perf_counter() - t0) / max(len(actual), 1) * 1e6
         errors = forecast_errors(preds, actual)
@@ -170,10 +205,15 @@ def backtest(
                 n_train=n_train, n_test=len(actual), online=model.online,
                 transforms=list(wrapped.transforms),
                 transform_chain=wrapped.chain_.describe(), mae_by_step=by_step,
+                coverage={f"{lvl:g}": interval_coverage(lo, hi, actual)
+                          for lvl, (lo, hi) in band.items()},
+                interval_width={f"{lvl:g}": interval_width(lo, hi)
+                                for lvl, (lo, hi) in band.items()},
             )
         )
         predictions[model.name] = preds
-    return BacktestResult(scores, actual, predictions, n_train, period, scale)
+        bands[model.name] = band
+    return BacktestResult(scores, actual, predictions, n_train, period, scale, bands)
 
 
 def _iterate(iterable: Any, enabled: bool, desc: str) -> Any:

@@ -19,6 +19,7 @@ EPILOG = """examples:
   tsforge demo                                   run the whole path on bundled factory data
   tsforge analyze data.csv                       stationarity tests and transforms per sensor
   tsforge backtest data.csv --target OT --horizon 24 --models naive,seasonal_naive,mlp
+  tsforge backtest data.csv --target OT --models naive,ets,arima,snarimax,holt_winters --levels 0.9
   tsforge export data.csv --target OT --model mlp --out model.onnx
 """
 
@@ -73,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="write one JSON object per model")
     p.add_argument("--plot", metavar="PNG", help="write forecast-vs-actual plots")
     p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument("--levels", default="0.8,0.95",
+                   help="nominal levels of the conformal intervals scored, or 'none'")
+    p.add_argument("--interval-method", choices=["aci", "split"], default="aci",
+                   help="adaptive conformal inference (default) or split conformal")
     p.set_defaults(func=_cmd_backtest)
 
     p = sub.add_parser("export", help="fit a model on a CSV and export its streaming step to ONNX")
@@ -120,6 +125,22 @@ def _json_arg(text: str, flag: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{flag} must be a JSON object")
     return value
+
+
+def interval_config(args: argparse.Namespace) -> Any:
+    """The :class:`~tsforge.intervals.IntervalConfig` named by ``--levels`` and
+    ``--interval-method`` (None for ``--levels none``)."""
+    from tsforge.errors import ConfigError
+    from tsforge.intervals import IntervalConfig
+
+    if args.levels.strip().lower() == "none":
+        return None
+    try:
+        levels = tuple(float(v) for v in _split(args.levels))
+    except ValueError:
+        raise ConfigError(f"--levels must be numbers like 0.8,0.95 or 'none', got "
+                          f"{args.levels!r}") from None
+    return IntervalConfig(levels=levels, method=args.interval_method)
 
 
 def load_prepared(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -181,7 +202,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     specs = [(name, params.get(name, {})) for name in _split(args.models)]
     X = frame.select(covariates).values if covariates else None
     result = backtest(frame.column(target), X, models=specs, horizon=args.horizon,
-                      train_fraction=args.train_fraction, progress=args.progress)
+                      train_fraction=args.train_fraction, progress=args.progress,
+                      intervals=interval_config(args))
     print(report.summary())
     print(f"\nbacktest of '{target}' ({len(frame)} readings, horizon {args.horizon}, "
           f"train {result.test_start}, stream {len(result.actual)}, season {result.period})")

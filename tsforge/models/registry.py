@@ -20,6 +20,11 @@ MODELS: dict[str, str] = {
     "seasonal_naive": "tsforge.models.baselines:SeasonalNaive",
     # feed-forward windowed
     "mlp": "tsforge.models.mlp:LagMLP",
+    # peer baselines, wrapped (river: online; statsmodels: refitted on a schedule)
+    "snarimax": "tsforge.models.snarimax:SNARIMAX",
+    "holt_winters": "tsforge.models.holt_winters:HoltWinters",
+    "ets": "tsforge.models.ets:ETS",
+    "arima": "tsforge.models.arima:ARIMA",
 }
 
 

@@ -1,7 +1,10 @@
-"""A forecaster wrapped with its transform chain, covariate scaling and a bad-reading policy.
+"""A forecaster wrapped with its transform chain, covariate scaling, a bad-reading policy
+and online conformal prediction intervals.
 
 The wrapped model sees stationary, scaled values; users see engineering units.
-Composition, not inheritance: any registered forecaster can be wrapped.
+Composition, not inheritance: any registered forecaster can be wrapped, and every
+one gets intervals (:mod:`tsforge.intervals`) computed from its residuals in
+engineering units.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tsforge.errors import ConfigError, DataError
+from tsforge.intervals import DEFAULT_INTERVALS, ConformalIntervals, IntervalConfig
 from tsforge.models.base import Forecast, Forecaster, as_covariates
 from tsforge.preprocess.transforms import Scale, TransformChain
 
@@ -33,6 +37,12 @@ class TransformedForecaster:
         the target by the model's own one-step forecast (and covariates by their
         last finite value), advances the state without learning, and counts it in
         ``n_imputed_``; ``"error"`` raises :class:`DataError`.
+    intervals
+        Settings of the online conformal intervals (levels, ACI step, window), or
+        None to pass through the model's own intervals (if any).  Residuals start
+        accumulating at ``fit``; :meth:`forecast` returns intervals once each
+        horizon step has ``intervals.warmup`` of them.  An imputed reading scores
+        no residual.
     """
 
     def __init__(
@@ -41,6 +51,7 @@ class TransformedForecaster:
         transforms: list[dict[str, Any]] | None = None,
         *,
         nonfinite: str = "impute",
+        intervals: IntervalConfig | None = DEFAULT_INTERVALS,
     ) -> None:
         if nonfinite not in NONFINITE_POLICIES:
             raise ConfigError(
@@ -54,6 +65,13 @@ class TransformedForecaster:
         self.covariate_scales_: list[Scale] = []
         self.last_x_: np.ndarray | None = None
         self.n_imputed_ = 0
+        self.interval_config = intervals
+        self.conformal_ = self._new_conformal()
+
+    def _new_conformal(self) -> ConformalIntervals | None:
+        if self.interval_config is None:
+            return None
+        return ConformalIntervals(self.interval_config, self.model.horizon)
 
     @property
     def name(self) -> str:
@@ -77,7 +95,16 @@ class TransformedForecaster:
         Xs = self._scale_covariates(X_arr)
         self.model.fit(z, Xs)
         self.last_x_ = X_arr[-1].copy() if X_arr.shape[0] else None
+        self.conformal_ = self._new_conformal()
+        self._record_forecast()
         return self
+
+    def _mean(self) -> np.ndarray:
+        return self.chain_.inverse_forecast(self.model.forecast().mean)
+
+    def _record_forecast(self) -> None:
+        if self.conformal_ is not None:
+            self.conformal_.record(self._mean())
 
     def _scale_covariates(self, X: np.ndarray) -> np.ndarray:
         if not self.covariate_scales_:
@@ -103,6 +130,8 @@ class TransformedForecaster:
         return float(y), x_arr, bad
 
     def _advance(self, y: float, x: Any, learn: bool) -> None:
+        if self.conformal_ is not None:
+            self.conformal_.observe(y)  # the reading as received: NaN scores nothing
         y, x_arr, imputed = self._step_inputs(y, x)
         z = self.chain_.transform_one(y)
         xs = np.array([s.transform_one(v) for s, v in zip(self.covariate_scales_, x_arr)])
@@ -110,6 +139,7 @@ class TransformedForecaster:
             self.model.learn_one(z, xs)
         else:
             self.model.update(z, xs)
+        self._record_forecast()
 
     def learn_one(self, y: float, x: Any = None) -> None:
         """Advance by one reading; online models learn from it (never from imputed values)."""
@@ -120,9 +150,11 @@ class TransformedForecaster:
         self._advance(y, x, learn=False)
 
     def forecast(self) -> Forecast:
-        """Forecast in engineering units."""
+        """Forecast in engineering units, with conformal intervals once warmed up."""
         f = self.model.forecast()
         mean = self.chain_.inverse_forecast(f.mean)
+        if self.conformal_ is not None:
+            return Forecast(mean=mean, intervals=self.conformal_.intervals(mean))
         scale = self.chain_.forecast_scale(f.horizon)
         intervals = {}
         for level, (lo, hi) in f.intervals.items():
@@ -131,9 +163,13 @@ class TransformedForecaster:
         return Forecast(mean=mean, intervals=intervals)
 
     def artifact_metadata(self) -> dict[str, Any]:
-        """What a deployment needs besides the model: chain and covariate scaling."""
-        return {
+        """What a deployment needs besides the model: chain, covariate scaling, and the
+        interval configuration with its residual state (so the runtime continues it)."""
+        meta: dict[str, Any] = {
             "transforms": self.chain_.to_spec(),
             "covariate_scales": [s.to_spec() for s in self.covariate_scales_],
             "nonfinite": self.nonfinite,
         }
+        if self.conformal_ is not None:
+            meta["intervals"] = self.conformal_.to_json()
+        return meta

@@ -3,8 +3,10 @@
 Reads readings as CSV lines ``timestamp,sensor,value[,covariate...]`` from a
 file or standard input (a header line is optional), writes one line per
 reading ``timestamp,sensor,step_1,...,step_H`` with the forecast in engineering
-units.  Lines that cannot be parsed go to a dead-letter file (or standard
-error) with the reason; the stream keeps running.
+units (with ``--intervals``, then ``lower_<level>_step_h`` and
+``upper_<level>_step_h`` columns, empty while a sensor's residual windows warm
+up).  Lines that cannot be parsed go to a dead-letter file (or standard error)
+with the reason; the stream keeps running.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="file for unparseable lines (default: standard error)")
     run.add_argument("--threads", type=int, default=1,
                      help="onnxruntime threads (1 = lowest latency)")
+    run.add_argument("--intervals", action="store_true",
+                     help="also write the conformal prediction intervals of every forecast")
     return parser
 
 
@@ -42,13 +46,18 @@ def _open(path: str, mode: str) -> IO[str]:
     return open(path, mode, newline="")
 
 
-def run_stream(model: str, source: IO[str], sink: IO[str], dead: IO[str], threads: int = 1) -> int:
+def run_stream(model: str, source: IO[str], sink: IO[str], dead: IO[str], threads: int = 1,
+               intervals: bool = False) -> int:
     """Serve every line of ``source``; return the number of dead-lettered lines."""
     from tsforge.runtime.streaming import StreamingRuntime
 
-    runtime = StreamingRuntime(model, threads=threads)
+    runtime = StreamingRuntime(model, threads=threads, intervals=intervals)
+    steps = [f"step_{h + 1}" for h in range(runtime.horizon)]
+    levels = runtime.interval_levels if intervals else ()
     writer = csv.writer(sink)
-    writer.writerow(["timestamp", "sensor"] + [f"step_{h + 1}" for h in range(runtime.horizon)])
+    writer.writerow(["timestamp", "sensor", *steps]
+                    + [f"{side}_{lvl:g}_{s}" for lvl in levels for side in ("lower", "upper")
+                       for s in steps])
     n_dead = 0
     for lineno, row in enumerate(csv.reader(source), start=1):
         if not row or (lineno == 1 and row[0].strip().lower() in ("timestamp", "time", "ts")):
@@ -57,12 +66,17 @@ def run_stream(model: str, source: IO[str], sink: IO[str], dead: IO[str], thread
             if len(row) < 3:
                 raise ValueError("expected timestamp,sensor,value[,covariates...]")
             values = [float(v) for v in row[2:]]
-            forecast = runtime.push(row[1], values[0], values[1:] or None)
+            forecast = runtime.push_with_intervals(row[1], values[0], values[1:] or None)
         except (ValueError, TsforgeError) as exc:
             n_dead += 1
             dead.write(f"line {lineno}: {exc}: {','.join(row)}\n")
             continue
-        writer.writerow([row[0], row[1]] + [f"{v:.6g}" for v in forecast])
+        cells = [f"{v:.6g}" for v in forecast.mean]
+        for lvl in levels:
+            band = forecast.intervals.get(lvl)
+            for side in (0, 1):
+                cells += [f"{v:.6g}" for v in band[side]] if band else [""] * len(steps)
+        writer.writerow([row[0], row[1], *cells])
     sink.flush()
     return n_dead
 
@@ -80,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             sink = stack.enter_context(_open(args.output, "w"))
             dead = stack.enter_context(open(args.dead_letter, "a")) if args.dead_letter \
                 else sys.stderr
-            n_dead = run_stream(args.model, source, sink, dead, args.threads)
+            n_dead = run_stream(args.model, source, sink, dead, args.threads, args.intervals)
     except TsforgeError as exc:
         print(f"tsforge-edge: error: {exc}", file=sys.stderr)
         return 2

@@ -1,8 +1,11 @@
 """Per-sensor streaming inference on an ONNX artifact, in engineering units.
 
-Each sensor has its own model state and transform-chain state.  ``push`` serves
-one reading; ``push_many`` serves one reading for many sensors with a single
-batched onnxruntime call.  Imports numpy and onnxruntime only.
+Each sensor has its own model state, transform-chain state and conformal
+interval state.  ``push`` serves one reading; ``push_many`` serves one reading for
+many sensors with a single batched onnxruntime call; ``push_with_intervals``
+returns the forecast with its prediction intervals.  Imports numpy and
+onnxruntime only (the intervals are :mod:`tsforge.intervals`, the library's own
+code, so the edge box serves exactly the library's intervals).
 """
 
 from __future__ import annotations
@@ -16,17 +19,25 @@ from typing import Any
 import numpy as np
 
 from tsforge.errors import DataError
+from tsforge.intervals import ConformalIntervals
+from tsforge.models.base import Forecast
 from tsforge.preprocess.transforms import Difference, Scale, TransformChain
 from tsforge.runtime.artifact import Artifact, load_artifact
 
 
 @dataclass
 class SensorState:
-    """What the runtime remembers about one sensor."""
+    """What the runtime remembers about one sensor.
+
+    ``conformal`` holds the sensor's interval state (plain arrays:
+    ``conformal.state_dict()``), None when the artifact has no interval
+    configuration or the runtime was built with ``intervals=False``.
+    """
 
     model_state: np.ndarray
     chain: TransformChain
     covariate_scales: list[Scale]
+    conformal: ConformalIntervals | None = None
     last_forecast: np.ndarray | None = None
     last_x: np.ndarray | None = None
     readings: int = 0
@@ -53,21 +64,36 @@ class StreamingRuntime:
         An :class:`Artifact` or a path to ``model.onnx``.
     threads
         onnxruntime intra-op threads (1 is best for per-step latency).
+    intervals
+        Keep conformal interval state per sensor (as configured in the artifact's
+        manifest).  The exported sensor continues the residual state it had at
+        export time; a new sensor starts empty and gets intervals after the
+        configured warm-up.  False saves the few tens of microseconds per reading
+        that the interval bookkeeping costs.
     """
 
-    def __init__(self, artifact: Artifact | str | Path, *, threads: int = 1) -> None:
+    def __init__(self, artifact: Artifact | str | Path, *, threads: int = 1,
+                 intervals: bool = True) -> None:
         self.artifact = artifact if isinstance(artifact, Artifact) else load_artifact(
             artifact, threads=threads)
         meta = self.artifact.meta
         self._chain_template = TransformChain.from_spec(meta.get("transforms", []))
         self._scales_template = [Scale(**{k: v for k, v in s.items() if k != "kind"})
                                  for s in meta.get("covariate_scales", [])]
+        self._intervals_meta = meta.get("intervals") if intervals else None
         self.sensors: dict[str, SensorState] = {}
         self.latency = LatencyStats()
 
     @property
     def horizon(self) -> int:
         return self.artifact.horizon
+
+    @property
+    def interval_levels(self) -> tuple[float, ...]:
+        """Nominal levels of the intervals served (empty when they are off)."""
+        if self._intervals_meta is None:
+            return ()
+        return tuple(self._intervals_meta["config"]["levels"])
 
     def _sensor(self, sensor: str) -> SensorState:
         state = self.sensors.get(sensor)
@@ -79,6 +105,8 @@ class StreamingRuntime:
                 chain=copy.deepcopy(self._chain_template),
                 covariate_scales=self._scales_template,
                 fresh=not continuing,
+                conformal=None if self._intervals_meta is None else ConformalIntervals.from_json(
+                    self._intervals_meta, with_state=continuing),
             )
             self.sensors[sensor] = state
         return state
@@ -88,6 +116,8 @@ class StreamingRuntime:
         x_arr = np.zeros(0) if x is None else np.asarray(x, dtype=np.float64).reshape(-1)
         if x_arr.shape[0] != n_cov:
             raise DataError(f"model expects {n_cov} covariate value(s), got {x_arr.shape[0]}")
+        if st.conformal is not None:
+            st.conformal.observe(y)  # the reading as received: NaN scores nothing
         if not np.isfinite(y) or not np.all(np.isfinite(x_arr)):
             if st.last_forecast is None:
                 raise DataError(
@@ -111,6 +141,24 @@ class StreamingRuntime:
         """Feed one reading of ``sensor``; return its forecast of the next H readings."""
         return self.push_many([sensor], [y], None if x is None else [x])[0]
 
+    def push_with_intervals(self, sensor: str, y: float, x: Any = None) -> Forecast:
+        """Like :meth:`push`, returning the forecast with its conformal intervals."""
+        self.push(sensor, y, x)
+        return self.forecast(sensor)
+
+    def forecast(self, sensor: str) -> Forecast:
+        """The latest forecast of ``sensor`` with ``{level: (lower, upper)}`` intervals.
+
+        Intervals are empty while the sensor's residual windows warm up, and always
+        when the artifact carries no interval configuration.
+        """
+        st = self.sensors.get(sensor)
+        if st is None or st.last_forecast is None:
+            raise DataError(f"sensor '{sensor}' has no forecast yet; push a reading first")
+        mean = st.last_forecast.copy()
+        bands = st.conformal.intervals(mean) if st.conformal is not None else {}
+        return Forecast(mean=mean, intervals=bands)
+
     def push_many(self, sensors: list[str], ys: Any, xs: Any = None) -> np.ndarray:
         """Feed one reading for each of ``sensors`` (distinct) in one batched call.
 
@@ -133,6 +181,8 @@ class StreamingRuntime:
             st.readings += 1
             out[i] = st.chain.inverse_forecast(z_hat[i].astype(np.float64))
             st.last_forecast = out[i]
+            if st.conformal is not None:
+                st.conformal.record(out[i])
         return out
 
 
