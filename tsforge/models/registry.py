@@ -20,6 +20,10 @@ MODELS: dict[str, str] = {
     "seasonal_naive": "tsforge.models.baselines:SeasonalNaive",
     # feed-forward windowed
     "mlp": "tsforge.models.mlp:LagMLP",
+    # online recurrent learners (no BPTT)
+    "rtrl": "tsforge.models.online.learners:RTRLForecaster",
+    "uoro": "tsforge.models.online.learners:UOROForecaster",
+    "esn": "tsforge.models.online.esn:EchoStateForecaster",
     # peer baselines, wrapped (river: online; statsmodels: refitted on a schedule)
     "snarimax": "tsforge.models.snarimax:SNARIMAX",
     "holt_winters": "tsforge.models.holt_winters:HoltWinters",

@@ -1,0 +1,13 @@
+"""Online recurrent learners: one reading at a time, constant memory, no BPTT.
+
+- :class:`~tsforge.models.online.learners.RTRLForecaster` (``rtrl``): exact
+  forward-mode gradient through the influence matrix.
+- :class:`~tsforge.models.online.learners.UOROForecaster` (``uoro``): unbiased
+  rank-one estimate of the influence matrix.
+- :class:`~tsforge.models.online.esn.EchoStateForecaster` (``esn``): fixed
+  reservoir, readout learned by recursive least squares.
+
+The learning math is numpy (float64) with analytic Jacobians, so the same code
+can run on an edge box without torch; torch is only used to export the
+inference step to ONNX.
+"""

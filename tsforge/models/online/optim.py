@@ -1,0 +1,47 @@
+"""Adam with a decaying rate and gradient-norm clipping, for one-reading-at-a-time updates."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class OnlineAdam:
+    """Adam over one flat parameter vector, rate ``lr / (1 + decay * sqrt(t))``.
+
+    The decaying rate follows the UORO reference setting: online gradients are
+    computed from parameters that keep changing, so the steps must shrink.
+    Its whole state is plain arrays (see :meth:`state_dict`).
+    """
+
+    def __init__(self, size: int, lr: float, decay: float, clip: float | None,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        self.lr, self.decay, self.clip = lr, decay, clip
+        self.beta1, self.beta2, self.eps = betas[0], betas[1], eps
+        self.m = np.zeros(size)
+        self.v = np.zeros(size)
+        self.t = 0
+
+    def step(self, params: np.ndarray, grad: np.ndarray) -> None:
+        """Update ``params`` in place from ``grad`` (clipped to norm ``clip``)."""
+        if not np.all(np.isfinite(grad)):
+            return  # never let a non-finite gradient reach the parameters
+        if self.clip:
+            norm = float(np.linalg.norm(grad))
+            if norm > self.clip:
+                grad = grad * (self.clip / norm)
+        self.t += 1
+        self.m = self.beta1 * self.m + (1 - self.beta1) * grad
+        self.v = self.beta2 * self.v + (1 - self.beta2) * grad * grad
+        m_hat = self.m / (1 - self.beta1**self.t)
+        v_hat = self.v / (1 - self.beta2**self.t)
+        rate = self.lr / (1.0 + self.decay * np.sqrt(self.t))
+        params -= rate * m_hat / (np.sqrt(v_hat) + self.eps)
+
+    def state_dict(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}m": self.m.copy(), f"{prefix}v": self.v.copy(),
+                f"{prefix}t": np.array(self.t)}
+
+    def load_state_dict(self, state: dict[str, np.ndarray], prefix: str) -> None:
+        self.m = np.array(state[f"{prefix}m"], dtype=np.float64)
+        self.v = np.array(state[f"{prefix}v"], dtype=np.float64)
+        self.t = int(state[f"{prefix}t"])
