@@ -252,8 +252,9 @@ class UOROConfig(OnlineRNNConfig):
 class UOROForecaster(OnlineRNNForecaster):
     """Unbiased online recurrent optimisation: ``dh/dθ ≈ s̃ θ̃^T``, O(n^2 + p) per step.
 
-    Random ±1 signs come from a generator seeded by ``(seed, step, draw)``, so a
-    restarted stream draws exactly the same signs as an uninterrupted one.
+    Random ±1 signs come from a counter-based generator keyed by ``(seed, step,
+    draw)`` (:func:`rnn.random_signs`), so a restarted stream draws exactly the same
+    signs as an uninterrupted one.
     """
 
     name = "uoro"
@@ -270,8 +271,7 @@ class UOROForecaster(OnlineRNNForecaster):
     def _advance_estimator(self, D: np.ndarray, h_prev: np.ndarray, x: np.ndarray) -> None:
         n = self.config.hidden
         for j in range(self.config.n_draws):
-            rng = np.random.default_rng((self.config.seed, self.steps_, j))
-            nu = rng.integers(0, 2, n) * 2.0 - 1.0
+            nu = rnn.random_signs(self.config.seed, self.steps_, j, n)
             self.s_tilde_[j], self.theta_tilde_[j] = rnn.uoro_update(
                 self.s_tilde_[j], self.theta_tilde_[j], self.theta_, D, h_prev, x, n, nu)
 
