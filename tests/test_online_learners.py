@@ -20,26 +20,38 @@ def fitted(name: str, **params):
     return model, y[200:] - 10.0
 
 
+def torch_cell(model):
+    """The model's cell as a torch function ``f(theta, h, x)``, written independently."""
+    n = model.config.hidden
+    if model.config.cell == "gru":
+        return model.cell_._cell_torch
+
+    def tanh_cell(theta, h, x):
+        W = theta[: n * n].reshape(n, n)
+        U = theta[n * n : n * n + n].reshape(n, 1)
+        return torch.tanh(W @ h + U @ x + theta[n * n + n :])
+
+    return tanh_cell
+
+
 def bptt_gradient(model, zs: np.ndarray) -> np.ndarray:
     """Autograd (fp64) gradient of sum_t ½ (V0·h_{t-1} + c0 - z_t)^2 w.r.t. the cell parameters."""
-    n = model.config.hidden
     theta = torch.tensor(model.theta_, dtype=torch.float64, requires_grad=True)
     V, c = model._readout()
     V0, c0 = torch.tensor(V[0]), float(c[0])
-    W = theta[: n * n].reshape(n, n)
-    U = theta[n * n : n * n + n].reshape(n, 1)
-    b = theta[n * n + n :]
+    cell = torch_cell(model)
     h = torch.tensor(model.h_)
     loss = torch.zeros((), dtype=torch.float64)
     for z in zs:
         loss = loss + 0.5 * (V0 @ h + c0 - z) ** 2
-        h = torch.tanh(W @ h + U @ torch.tensor([z]) + b)
+        h = cell(theta, h, torch.tensor([z], dtype=torch.float64))
     loss.backward()
     return theta.grad.numpy()
 
 
-def test_rtrl_gradient_equals_bptt():
-    model, stream = fitted("rtrl", hidden=5)
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_rtrl_gradient_equals_bptt(cell):
+    model, stream = fitted("rtrl", hidden=5, cell=cell)
     zs = stream[:40]
     expected = bptt_gradient(model, zs)
     model.M_[:] = 0.0  # the stream starts here: h_0 is a constant, as in the BPTT reference
@@ -166,3 +178,26 @@ def test_rtrl_refuses_impractical_sizes_and_names_uoro():
         create("rtrl", hidden=100)
     with pytest.warns(UserWarning, match="uoro"):
         create("rtrl", hidden=48)
+
+
+def test_gru_learner_exports_and_resumes(tmp_path):
+    from tsforge.export import export_onnx
+    from tsforge.models.base import Forecaster
+    from tsforge.runtime import StreamingRuntime
+
+    model, stream = fitted("rtrl", hidden=4, cell="gru")
+    for z in stream[:20]:
+        model.learn_one(z)
+    model.save(tmp_path / "m.npz")
+    clone = Forecaster.load(tmp_path / "m.npz")
+    export_onnx(model, tmp_path / "m.onnx", sensor="s", parity_steps=200)
+    for z in stream[20:60]:  # a restarted learner continues exactly
+        model.learn_one(z)
+        clone.learn_one(z)
+        np.testing.assert_array_equal(model.forecast().mean, clone.forecast().mean)
+    frozen = Forecaster.load(tmp_path / "m.npz")
+    rt = StreamingRuntime(tmp_path / "m.onnx")
+    for z in stream[20:60]:
+        out = rt.push("s", z)
+        frozen.update(z)
+        np.testing.assert_allclose(out, frozen.forecast().mean, rtol=1e-4, atol=1e-4)

@@ -32,3 +32,27 @@ class RNNReadoutCore(torch.nn.Module):
         h = torch.tanh(pre) if self.leak == 1.0 else (1 - self.leak) * state + self.leak * \
             torch.tanh(pre)
         return h @ self.V.T + self.c, h  # (B, H), (B, n)
+
+
+class GRUReadoutCore(torch.nn.Module):
+    """A ``torch.nn.GRUCell`` with fixed weights and a linear readout; state ``(B, n)``."""
+
+    def __init__(self, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray,
+                 V: np.ndarray, c: np.ndarray) -> None:
+        super().__init__()
+        n, d = w_hh.shape[1], w_ih.shape[1]
+        self.cell = torch.nn.GRUCell(d, n)
+        with torch.no_grad():
+            for name, value in (("weight_ih", w_ih), ("weight_hh", w_hh), ("bias_ih", b_ih),
+                                ("bias_hh", b_hh)):
+                getattr(self.cell, name).copy_(torch.as_tensor(value, dtype=torch.float32))
+        self.register_buffer("V", torch.as_tensor(V, dtype=torch.float32))
+        self.register_buffer("c", torch.as_tensor(c, dtype=torch.float32))
+
+    def initial_state(self, batch: int) -> torch.Tensor:
+        return torch.zeros(batch, self.cell.hidden_size)
+
+    def forward(self, x_t: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor,
+                                                                       torch.Tensor]:
+        h = self.cell(x_t, state)  # (B, n)
+        return h @ self.V.T + self.c, h

@@ -22,6 +22,7 @@ import numpy as np
 from tsforge.errors import ConfigError, DataError
 from tsforge.models.base import Forecast, Forecaster, ForecasterConfig
 from tsforge.models.online import rnn
+from tsforge.models.online.cells import CELLS
 from tsforge.models.online.optim import OnlineAdam
 
 
@@ -39,9 +40,12 @@ class OnlineRNNConfig(ForecasterConfig):
         Most recent readings of the history learned online by ``fit`` (warm-up).
     spectral_radius
         Initial spectral radius of the recurrent matrix.
+    cell
+        ``"rnn"`` (tanh, analytic Jacobians) or ``"gru"`` (Jacobians by torch.func).
     """
 
     hidden: int = 16
+    cell: str = "rnn"
     lr: float = 5e-3
     lr_decay: float = 0.03
     clip: float | None = 1.0
@@ -67,7 +71,7 @@ class OnlineRNNForecaster(Forecaster):
     def _recurrent_gradient(self, dl_dh: np.ndarray) -> np.ndarray:
         raise TypeError(f"{type(self).__name__} must define _recurrent_gradient")
 
-    def _advance_estimator(self, D: np.ndarray, h_prev: np.ndarray, x: np.ndarray) -> None:
+    def _advance_estimator(self, aux: Any) -> None:
         raise TypeError(f"{type(self).__name__} must define _advance_estimator")
 
     def _estimator_state(self) -> dict[str, np.ndarray]:
@@ -80,12 +84,10 @@ class OnlineRNNForecaster(Forecaster):
     def _init_params(self, d: int) -> None:
         c = self.config
         n, H = c.hidden, c.horizon
-        rng = np.random.default_rng(c.seed)
-        W = rng.standard_normal((n, n)) / np.sqrt(n)
-        radius = max(np.abs(np.linalg.eigvals(W)).max(), 1e-12)
-        W *= c.spectral_radius / radius
-        U = rng.standard_normal((n, d)) * (0.5 / np.sqrt(d))
-        self.theta_ = np.concatenate([W.ravel(), U.ravel(), np.zeros(n)])
+        if c.cell not in CELLS:
+            raise ConfigError(f"cell '{c.cell}' unknown; valid: {', '.join(CELLS)}")
+        self.cell_ = CELLS[c.cell](n, d)
+        self.theta_ = self.cell_.init(np.random.default_rng(c.seed), c.spectral_radius)
         self.readout_ = np.zeros(H * n + H)  # [vec(V), c]
         self.h_ = np.zeros(n)
         self.past_h_ = np.zeros((H, n))  # past_h_[k] = h_{t-k}
@@ -137,9 +139,8 @@ class OnlineRNNForecaster(Forecaster):
         return g_rec, g_out
 
     def _advance(self, x: np.ndarray) -> None:
-        h_prev = self.h_
-        self.h_, D = rnn.step(self.theta_, h_prev, x, self.config.hidden)
-        self._advance_estimator(D, h_prev, x)
+        self.h_, aux = self.cell_.step(self.theta_, self.h_, x)
+        self._advance_estimator(aux)
         self.past_h_ = np.roll(self.past_h_, 1, axis=0)
         self.past_h_[0] = self.h_
         self.n_past_ = min(self.n_past_ + 1, self.config.horizon)
@@ -188,12 +189,8 @@ class OnlineRNNForecaster(Forecaster):
 
     # -------------------------------------------------------------- export
     def streaming_core(self) -> Any:
-        from tsforge.models.online.export import RNNReadoutCore
-
-        n = self.config.hidden
-        W, U, b = rnn.unpack(self.theta_, n, 1 + (self.n_covariates_ or 0))
         V, c = self._readout()
-        return RNNReadoutCore(W, U, b, V, c, leak=1.0)
+        return self.cell_.export_core(self.theta_, V, c)
 
     def stream_state(self) -> np.ndarray:
         return self.h_.copy()
@@ -228,8 +225,8 @@ class RTRLForecaster(OnlineRNNForecaster):
     def _recurrent_gradient(self, dl_dh: np.ndarray) -> np.ndarray:
         return dl_dh @ self.M_
 
-    def _advance_estimator(self, D: np.ndarray, h_prev: np.ndarray, x: np.ndarray) -> None:
-        self.M_ = rnn.rtrl_update(self.M_, self.theta_, D, h_prev, x, self.config.hidden)
+    def _advance_estimator(self, aux: Any) -> None:
+        self.M_ = self.cell_.rtrl_update(self.M_, aux)
 
     def _estimator_state(self) -> dict[str, np.ndarray]:
         return {"M": self.M_.copy()}
@@ -268,12 +265,13 @@ class UOROForecaster(OnlineRNNForecaster):
     def _recurrent_gradient(self, dl_dh: np.ndarray) -> np.ndarray:
         return ((self.s_tilde_ @ dl_dh)[:, None] * self.theta_tilde_).mean(axis=0)
 
-    def _advance_estimator(self, D: np.ndarray, h_prev: np.ndarray, x: np.ndarray) -> None:
+    def _advance_estimator(self, aux: Any) -> None:
         n = self.config.hidden
         for j in range(self.config.n_draws):
             nu = rnn.random_signs(self.config.seed, self.steps_, j, n)
-            self.s_tilde_[j], self.theta_tilde_[j] = rnn.uoro_update(
-                self.s_tilde_[j], self.theta_tilde_[j], self.theta_, D, h_prev, x, n, nu)
+            self.s_tilde_[j], self.theta_tilde_[j] = rnn.uoro_combine(
+                self.cell_.jvp_h(aux, self.s_tilde_[j]), self.theta_tilde_[j],
+                self.cell_.vjp_theta(aux, nu), nu)
 
     def _estimator_state(self) -> dict[str, np.ndarray]:
         return {"s_tilde": self.s_tilde_.copy(), "theta_tilde": self.theta_tilde_.copy()}

@@ -56,18 +56,14 @@ def rtrl_update(M: np.ndarray, theta: np.ndarray, D: np.ndarray, h_prev: np.ndar
     return M_new
 
 
-def uoro_update(s_tilde: np.ndarray, theta_tilde: np.ndarray, theta: np.ndarray,
-                D: np.ndarray, h_prev: np.ndarray, x: np.ndarray, n: int,
-                nu: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
+def uoro_combine(s_prop: np.ndarray, theta_tilde: np.ndarray, theta_g: np.ndarray,
+                 nu: np.ndarray, eps: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
     """One UORO step (Tallec & Ollivier, Algorithm 1) for the rank-one pair (s̃, θ̃).
 
-    ``s̃' = J s̃`` is an exact Jacobian-vector product (analytic for the tanh cell),
-    ``θ̃_g = ν^T dF/dθ`` an exact vector-Jacobian product; ``ρ0``, ``ρ1`` balance the
+    ``s_prop = J s̃`` is an exact Jacobian-vector product and ``theta_g = ν^T dF/dθ``
+    an exact vector-Jacobian product, both from the cell; ``ρ0``, ``ρ1`` balance the
     norms of the factors (any positive values keep the estimate unbiased).
     """
-    W, _, _ = unpack(theta, n, x.shape[0])
-    s_prop = D * (W @ s_tilde)  # J s̃
-    theta_g = immediate_vjp(nu, D, h_prev, x)
     rho0 = np.sqrt((np.linalg.norm(theta_tilde) + eps) / (np.linalg.norm(s_prop) + eps))
     rho1 = np.sqrt((np.linalg.norm(theta_g) + eps) / (np.linalg.norm(nu) + eps))
     return rho0 * s_prop + rho1 * nu, theta_tilde / rho0 + theta_g / rho1
