@@ -20,6 +20,11 @@ MODELS: dict[str, str] = {
     "seasonal_naive": "tsforge.models.baselines:SeasonalNaive",
     # feed-forward windowed
     "mlp": "tsforge.models.mlp:LagMLP",
+    # recurrent baselines trained with BPTT
+    "rnn": "tsforge.models.recurrent:RNNForecaster",
+    "gru": "tsforge.models.recurrent:GRUForecaster",
+    "lstm": "tsforge.models.recurrent:LSTMForecaster",
+    "stable_rnn": "tsforge.models.stability:StableRNNForecaster",
     # online recurrent learners (no BPTT)
     "rtrl": "tsforge.models.online.learners:RTRLForecaster",
     "uoro": "tsforge.models.online.learners:UOROForecaster",
