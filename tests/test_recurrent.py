@@ -108,3 +108,19 @@ def test_k_window_run_matches_full_recurrent_run_on_real_data():
             worst = max(worst, float((short[0, -1] - full[0, t]).abs().max()))
     assert worst <= eps, (worst, k)
     assert spread > 100 * eps  # the bound is not vacuous: forecasts vary far more than eps
+
+
+def test_tcn_receptive_field_is_causal_and_reported():
+    model = create("tcn", blocks=3, kernel_size=3, channels=4, horizon=1)
+    assert model.receptive_field == 1 + 2 * 2 * 7 == model.config.window
+    y, _ = synthetic_series(n=300)
+    model = create("tcn", blocks=2, kernel_size=3, channels=4, epochs=1).fit(y - 10)
+    head = model.core_.head
+    x = torch.randn(1, model.config.window, 1, requires_grad=True)
+    head(x).sum().backward()
+    # every reading of the window reaches the output, and only through the past
+    assert bool(torch.all(x.grad[0, :, 0] != 0))
+    x2 = torch.randn(1, model.config.window + 5, 1, requires_grad=True)
+    feats = head.blocks(x2.transpose(1, 2))[:, :, model.config.window - 1].sum()
+    feats.backward()
+    assert float(x2.grad[0, model.config.window :].abs().sum()) == 0.0  # no look-ahead

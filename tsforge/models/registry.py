@@ -20,6 +20,7 @@ MODELS: dict[str, str] = {
     "seasonal_naive": "tsforge.models.baselines:SeasonalNaive",
     # feed-forward windowed
     "mlp": "tsforge.models.mlp:LagMLP",
+    "tcn": "tsforge.models.tcn:TCNForecaster",
     # recurrent baselines trained with BPTT
     "rnn": "tsforge.models.recurrent:RNNForecaster",
     "gru": "tsforge.models.recurrent:GRUForecaster",

@@ -167,13 +167,14 @@ def train(
     ckpt = Path(config.checkpoint_dir) / "last.pt" if config.checkpoint_dir else None
     if ckpt is not None and config.resume and ckpt.exists():
         start_epoch, best_state = _load_checkpoint(ckpt, module, optimizer, scheduler, result)
-        generator.manual_seed(config.seed + start_epoch)
 
     bad_epochs = 0
     t0 = time.perf_counter()
     bar = _progress(range(start_epoch, config.epochs), config.progress, desc)
     for epoch in bar:
         module.train()
+        # the shuffle of epoch e depends only on (seed, e), so a resumed run sees the same order
+        generator.manual_seed(config.seed * 1_000_003 + epoch)
         order = torch.randperm(n, generator=generator)
         total, count = 0.0, 0
         for start in range(0, n, config.batch_size):
