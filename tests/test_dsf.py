@@ -84,3 +84,22 @@ def test_dsf_gradient_cosine_to_bptt_is_measured_and_positive(kind):
     cosine = float(torch.nn.functional.cosine_similarity(dsf, bptt, dim=0))
     print(f"DSF vs BPTT gradient cosine, {kind}: {cosine:.3f}")
     assert 0.0 < cosine <= 1.0
+
+
+@pytest.mark.parametrize("name", ["dsf_rnn", "dsf_gru", "dsf_lstm"])
+def test_dsf_training_forward_is_the_ordinary_forward_and_trains(name):
+    import numpy as np
+
+    from tsforge.checks import synthetic_series
+    from tsforge.models import create
+
+    y, _ = synthetic_series(n=400)
+    model = create(name, horizon=2, hidden=8, layers=2, seq_len=32, epochs=2).fit(y - 10)
+    core = model.core_
+    x = torch.randn(3, 20, 1)
+    with torch.no_grad():
+        dsf = core.dsf_sequence(x)
+        ordinary, _ = core.forward_sequence(x, core.initial_state(3))
+    torch.testing.assert_close(dsf, ordinary, atol=1e-5, rtol=1e-5)
+    losses = model.train_result_.train_losses
+    assert np.isfinite(losses).all()

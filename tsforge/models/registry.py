@@ -26,6 +26,10 @@ MODELS: dict[str, str] = {
     "gru": "tsforge.models.recurrent:GRUForecaster",
     "lstm": "tsforge.models.recurrent:LSTMForecaster",
     "stable_rnn": "tsforge.models.stability:StableRNNForecaster",
+    # fixed-feedback (DSF) training of recurrent stacks
+    "dsf_rnn": "tsforge.models.dsf.forecasters:DSFRNNForecaster",
+    "dsf_gru": "tsforge.models.dsf.forecasters:DSFGRUForecaster",
+    "dsf_lstm": "tsforge.models.dsf.forecasters:DSFLSTMForecaster",
     # online recurrent learners (no BPTT)
     "rtrl": "tsforge.models.online.learners:RTRLForecaster",
     "uoro": "tsforge.models.online.learners:UOROForecaster",
