@@ -1,0 +1,60 @@
+"""``tsforge backtest FILE``: fit on the first part, stream the rest, score the forecasts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tsforge.cli._common import (
+    add_data_args,
+    interval_config,
+    json_arg,
+    load_prepared,
+    split,
+    target_and_covariates,
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("backtest",
+                       help="fit on the first part, stream the rest, score MAE/RMSE/MASE")
+    add_data_args(p, target=True)
+    p.add_argument("--horizon", type=int, default=1, help="steps ahead (H), default 1")
+    p.add_argument("--models", default="naive,seasonal_naive,mlp",
+                   help="comma-separated registry names (see `tsforge models-available`)")
+    p.add_argument("--params", default="{}",
+                   help='JSON of per-model parameters, e.g. \'{"mlp": {"window": 96}}\'')
+    p.add_argument("--train-fraction", type=float, default=0.7, help="share used for fitting")
+    p.add_argument("--json", metavar="OUT", help="write one JSON object per model")
+    p.add_argument("--plot", metavar="PNG", help="write forecast-vs-actual plots")
+    p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument("--levels", default="0.8,0.95",
+                   help="nominal levels of the conformal intervals scored, or 'none'")
+    p.add_argument("--interval-method", choices=["aci", "split"], default="aci",
+                   help="adaptive conformal inference (default) or split conformal")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tsforge.backtest import backtest
+    from tsforge.plotting import plot_backtest
+
+    frame, report = load_prepared(args)
+    target, covariates = target_and_covariates(frame, args)
+    params = json_arg(args.params, "--params")
+    specs = [(name, params.get(name, {})) for name in split(args.models)]
+    X = frame.select(covariates).values if covariates else None
+    result = backtest(frame.column(target), X, models=specs, horizon=args.horizon,
+                      train_fraction=args.train_fraction, progress=args.progress,
+                      intervals=interval_config(args))
+    print(report.summary())
+    print(f"\nbacktest of '{target}' ({len(frame)} readings, horizon {args.horizon}, "
+          f"train {result.test_start}, stream {len(result.actual)}, season {result.period})")
+    print(result.table())
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_json(), indent=1))
+        print(f"wrote {args.json}")
+    if args.plot:
+        print(f"plot: {plot_backtest(result, args.plot, time=frame.time, title=target)}")
+    return 0
