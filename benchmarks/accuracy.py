@@ -42,7 +42,7 @@ def series(quick: bool) -> dict[str, tuple[np.ndarray, int]]:
     frame, _ = prepare(read_csv(bundled_csv()))
     out["NAB/machine_temperature"] = (frame.column(frame.sensors[0]), 288)
     if quick:
-        out = {k: (v[-4000:], m) for k, (v, m) in out.items()}
+        out = {k: (v[-3000:], m) for k, (v, m) in out.items()}
     return out
 
 
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--horizons", default="1,24")
     parser.add_argument("--out", default="benchmarks/out")
     args = parser.parse_args()
-    epochs = 5 if args.quick else 30
+    epochs = 4 if args.quick else 15
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     rows = []
     for data_name, (y, season) in series(args.quick).items():

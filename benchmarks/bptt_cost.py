@@ -21,13 +21,18 @@ from tsforge.models import create
 from tsforge.models.recurrent import sequence_samples, torch
 
 
-def epoch_seconds(tbptt: int | None, seq_len: int, readings: int, repeats: int) -> float:
-    """Fastest of ``repeats`` epochs over ``readings`` readings, after one warm-up epoch."""
+def epoch_seconds(tbptt: int | None, seq_len: int, readings: int, repeats: int,
+                  name: str = "gru", **params: object) -> float:
+    """Fastest of ``repeats`` epochs over ``readings`` readings, after one warm-up epoch.
+
+    ``name`` and ``params`` choose the recurrent family (shared with dsf_speed.py).
+    """
     rng = np.random.default_rng(0)
     z = np.zeros(readings + seq_len + 1)
     for t in range(1, z.size):
         z[t] = 0.9 * z[t - 1] + rng.standard_normal()
-    model = create("gru", horizon=1, hidden=64, seq_len=seq_len, tbptt=tbptt)
+    params = {"hidden": 64, **params}
+    model = create(name, horizon=1, seq_len=seq_len, tbptt=tbptt, **params)
     model.n_covariates_ = 0
     core = model.build_core(1)
     windows, targets, mask = sequence_samples(z[:, None], seq_len, 1, seq_len)
