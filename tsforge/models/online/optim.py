@@ -22,20 +22,26 @@ class OnlineAdam:
         self.t = 0
 
     def step(self, params: np.ndarray, grad: np.ndarray) -> None:
-        """Update ``params`` in place from ``grad`` (clipped to norm ``clip``)."""
-        if not np.all(np.isfinite(grad)):
-            return  # never let a non-finite gradient reach the parameters
-        if self.clip:
-            norm = float(np.linalg.norm(grad))
-            if norm > self.clip:
-                grad = grad * (self.clip / norm)
+        """Update ``params`` in place from ``grad`` (clipped to norm ``clip``).
+
+        A gradient that is not finite (or whose norm overflows) is skipped, so a bad
+        reading can never reach the parameters.  The moments are updated in place:
+        this runs once per reading, so temporaries are kept to a minimum.
+        """
+        norm = float(np.sqrt(np.dot(grad, grad)))
+        if not np.isfinite(norm):
+            return
+        scale = self.clip / norm if self.clip and norm > self.clip else 1.0
         self.t += 1
-        self.m = self.beta1 * self.m + (1 - self.beta1) * grad
-        self.v = self.beta2 * self.v + (1 - self.beta2) * grad * grad
-        m_hat = self.m / (1 - self.beta1**self.t)
-        v_hat = self.v / (1 - self.beta2**self.t)
+        b1, b2 = self.beta1, self.beta2
+        self.m *= b1
+        self.m += ((1 - b1) * scale) * grad
+        self.v *= b2
+        self.v += ((1 - b2) * scale * scale) * (grad * grad)
         rate = self.lr / (1.0 + self.decay * np.sqrt(self.t))
-        params -= rate * m_hat / (np.sqrt(v_hat) + self.eps)
+        denom = np.sqrt(self.v * (1.0 / (1 - b2**self.t)))
+        denom += self.eps
+        params -= (rate / (1 - b1**self.t)) * self.m / denom
 
     def state_dict(self, prefix: str) -> dict[str, np.ndarray]:
         return {f"{prefix}m": self.m.copy(), f"{prefix}v": self.v.copy(),

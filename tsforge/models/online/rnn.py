@@ -69,7 +69,15 @@ def uoro_combine(s_prop: np.ndarray, theta_tilde: np.ndarray, theta_g: np.ndarra
     return rho0 * s_prop + rho1 * nu, theta_tilde / rho0 + theta_g / rho1
 
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MASK = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _splitmix64(z: int) -> int:
+    """The SplitMix64 finaliser on a Python int (arithmetic mod 2**64)."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
 
 
 def random_signs(seed: int, step: int, draw: int, n: int) -> np.ndarray:
@@ -77,16 +85,17 @@ def random_signs(seed: int, step: int, draw: int, n: int) -> np.ndarray:
 
     A counter-based generator (SplitMix64 finaliser over a counter) makes the
     signs of step ``t`` reproducible without carrying generator state, so a
-    restarted stream draws exactly what an uninterrupted one would, and costs a
-    few microseconds instead of building a numpy Generator per reading.
+    restarted stream draws exactly what an uninterrupted one would.  The 64-bit
+    words are computed on Python ints (a few hundred nanoseconds each) and only
+    the bit unpacking touches numpy, since this runs once per reading.
     """
-    words = (n + 63) // 64
-    with np.errstate(over="ignore"):
-        base = (np.uint64(seed) * np.uint64(0xD1B54A32D192ED03)
-                ^ np.uint64(step) * _GOLDEN ^ np.uint64(draw) * np.uint64(0x8CB92BA72F3D8DD7))
-        z = base + (np.arange(1, words + 1, dtype=np.uint64) * _GOLDEN)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    bits = np.unpackbits(z.view(np.uint8))[:n]
-    return bits.astype(np.float64) * 2.0 - 1.0
+    base = ((seed * 0xD1B54A32D192ED03) ^ (step * _GOLDEN)
+            ^ (draw * 0x8CB92BA72F3D8DD7)) & _MASK
+    raw = b"".join(_splitmix64((base + k * _GOLDEN) & _MASK).to_bytes(8, "little")
+                   for k in range(1, (n + 63) // 64 + 1))
+    return _BYTE_SIGNS[np.frombuffer(raw, dtype=np.uint8)].ravel()[:n]
+
+
+#: Row ``b``: the eight bits of byte ``b``, most significant first, as ±1.
+_BYTE_SIGNS = np.array([[((b >> i) & 1) * 2.0 - 1.0 for i in range(7, -1, -1)]
+                        for b in range(256)])
