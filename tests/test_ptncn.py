@@ -16,14 +16,18 @@ HAND = {
     "W2": [[0.5, 0.0], [0.0, -0.5]], "E2": [[0.2, 0.0], [0.0, 0.2]],
     "M2": [[0.5, 0.0], [0.0, 0.5]], "V2": [[0.5, 0.0], [0.0, 0.0]],
 }
-ORDER = ["W1", "E1", "M1", "V1", "U1", "W2", "E2", "M2", "V2"]  # the documented layout
+ORDER = ["W1", "E1", "M1", "V1", "U1", "W2", "E2", "M2", "V2"]
 
 
 def loaded(weights: dict, y1, y2, x_prev, eps=None, **params):
     """A ptncn with fixed weights and state, restored through ``load_state_dict``."""
     model = create("ptncn", hidden=len(y1), layers=2, **params)
     model.n_covariates_ = len(x_prev) - 1
-    theta = np.concatenate([np.asarray(weights[k], dtype=float).ravel() for k in ORDER])
+    n, d = len(y1), len(x_prev)
+    theta = np.zeros(core.n_params(n, d, 2))
+    for name, view in core.unpack(theta, n, d, 2).items():  # place each matrix in the layout
+        if name in weights:
+            view[...] = weights[name]
     model.load_state_dict({
         "theta": theta, "y": np.array([y1, y2], dtype=float),
         "x_prev": np.array(x_prev, dtype=float),
@@ -86,8 +90,9 @@ def test_optimiser_applies_the_hand_computed_update():
     model.learn_one(0.6)
     after = core.unpack(model.theta_, 2, 1, 2)
     np.testing.assert_allclose(after["W1"], [[0.5375, -0.4775]], rtol=0, atol=1e-15)
-    grad = np.concatenate([G[k].ravel() for k in ORDER])
-    np.testing.assert_allclose(model.theta_, before - 0.15 * grad, rtol=0, atol=1e-15)
+    moved = core.unpack(model.theta_ - before, 2, 1, 2)
+    for name in ORDER:
+        np.testing.assert_allclose(moved[name], -0.15 * G[name], rtol=0, atol=1e-15)
     np.testing.assert_allclose(model.y_, [[0.4625, 0.3375], [0.335, -0.075]], atol=1e-15)
 
 
@@ -297,3 +302,12 @@ def test_backtest_runs_ptncn_online():
     scores = {s.model: s for s in result.scores}
     assert scores["ptncn"].online
     assert scores["ptncn"].mase < scores["naive"].mase
+
+
+def test_docstring_example_runs():
+    import doctest
+
+    from tsforge.models.online import ptncn
+
+    result = doctest.testmod(ptncn)
+    assert result.attempted > 0 and result.failed == 0

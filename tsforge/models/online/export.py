@@ -78,7 +78,9 @@ class PTNCNCore(torch.nn.Module):
                  gamma: float, steps: int, activation: str) -> None:
         super().__init__()
         for name, value in P.items():
-            self.register_buffer(name, torch.as_tensor(np.array(value), dtype=torch.float32))
+            if name[0] in "WER":  # stored blocks; M, V, U are views into R
+                self.register_buffer(name, torch.as_tensor(np.array(value),
+                                                           dtype=torch.float32))
         self.L, self.horizon = layers, horizon
         self.n = int(P["V1"].shape[0])
         self.beta, self.gamma, self.steps = float(beta), float(gamma), int(steps)
@@ -94,13 +96,10 @@ class PTNCNCore(torch.nn.Module):
     def _step(self, ys: list[torch.Tensor], x_prev: torch.Tensor, x: torch.Tensor | None
               ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Corrected states after reading ``x`` (None: the model's own forecast), and mu^0."""
-        L, a = self.L, []
-        for ell in range(1, L + 1):
-            below = x_prev if ell == 1 else ys[ell - 2]
-            pre = ys[ell - 1] @ self._w(f"V{ell}").T + below @ self._w(f"M{ell}").T
-            if ell < L:
-                pre = pre + ys[ell] @ self._w(f"U{ell}").T
-            a.append(pre)  # (B, n)
+        L, prev = self.L, [x_prev, *ys]
+        # R^l = [M^l | V^l | U^l] reads the states below, of, and above layer l
+        a = [torch.cat(prev[ell - 1 : ell + 2], dim=1) @ self._w(f"R{ell}").T
+             for ell in range(1, L + 1)]  # (B, n) each
         s = [self.act(v) for v in a]
         mu0 = s[0] @ self._w("W1").T  # (B, d)
         target = mu0 if x is None else x

@@ -33,6 +33,7 @@ which are the model's actual forecast errors.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 
@@ -49,26 +50,35 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 ERROR_RULES = ("transpose", "temporal")
 
 
-def block_shapes(n: int, d: int, layers: int) -> list[tuple[str, tuple[int, int]]]:
-    """Names and shapes of the weight matrices in their order inside the flat vector."""
+@functools.lru_cache(maxsize=32)
+def block_shapes(n: int, d: int, layers: int) -> tuple[tuple[str, tuple[int, int]], ...]:
+    """Names and shapes of the stored blocks, in their order inside the flat vector.
+
+    Per layer: ``W^l``, ``E^l`` and ``R^l = [M^l | V^l | U^l]`` (the three matrices
+    that read the previous states, side by side, so one product gives ``a^l``).
+    """
     out: list[tuple[str, tuple[int, int]]] = []
     for ell in range(1, layers + 1):
         below = d if ell == 1 else n
-        out += [(f"W{ell}", (below, n)), (f"E{ell}", (n, below)), (f"M{ell}", (n, below)),
-                (f"V{ell}", (n, n))]
-        if ell < layers:
-            out.append((f"U{ell}", (n, n)))
-    return out
+        reads = below + n + (n if ell < layers else 0)
+        out += [(f"W{ell}", (below, n)), (f"E{ell}", (n, below)), (f"R{ell}", (n, reads))]
+    return tuple(out)
 
 
 def unpack(theta: np.ndarray, n: int, d: int, layers: int) -> dict[str, np.ndarray]:
-    """Views of every weight matrix into the flat parameter vector ``theta``."""
+    """Views into the flat vector ``theta``: every stored block and ``M^l``, ``V^l``, ``U^l``."""
     views, start = {}, 0
     for name, (rows, cols) in block_shapes(n, d, layers):
         views[name] = theta[start : start + rows * cols].reshape(rows, cols)
         start += rows * cols
     if start != theta.size:
         raise ValueError(f"parameter vector has {theta.size} entries, the layout needs {start}")
+    for ell in range(1, layers + 1):
+        below = d if ell == 1 else n
+        R = views[f"R{ell}"]
+        views[f"M{ell}"], views[f"V{ell}"] = R[:, :below], R[:, below : below + n]
+        if ell < layers:
+            views[f"U{ell}"] = R[:, below + n :]
     return views
 
 
@@ -80,10 +90,12 @@ def n_params(n: int, d: int, layers: int) -> int:
 class Inference:
     """Everything one inference step computed (lists are indexed by layer ``l - 1``).
 
+    ``reads[l-1] = [y^{l-1}_{t-1}, y^l_{t-1}, y^{l+1}_{t-1}]`` is what ``R^l`` read;
     ``mu[0]`` is the forecast of the input; ``e[0]`` its error, ``e[l]`` the error of
     layer ``l``'s prediction of layer ``l``'s state (the top layer has none).
     """
 
+    reads: list[np.ndarray]
     a: list[np.ndarray]
     z: list[np.ndarray]
     mu: list[np.ndarray]
@@ -92,18 +104,10 @@ class Inference:
     eps: list[np.ndarray]
 
 
-def preactivations(P: dict[str, np.ndarray], y_prev: list[np.ndarray],
-                   x_prev: np.ndarray) -> list[np.ndarray]:
-    """``a^l`` from the corrected states of the previous reading and the previous input."""
-    L = len(y_prev)
-    a = []
-    for ell in range(1, L + 1):
-        below = x_prev if ell == 1 else y_prev[ell - 2]
-        pre = P[f"V{ell}"] @ y_prev[ell - 1] + P[f"M{ell}"] @ below
-        if ell < L:
-            pre = pre + P[f"U{ell}"] @ y_prev[ell]
-        a.append(pre)
-    return a
+def previous_reads(y_prev: list[np.ndarray], x_prev: np.ndarray) -> list[np.ndarray]:
+    """Per layer, the previous states its ``R^l`` reads: below, itself, above."""
+    below = [x_prev, *y_prev]
+    return [np.concatenate(below[ell - 1 : ell + 2]) for ell in range(1, len(y_prev) + 1)]
 
 
 def _errors(P: dict[str, np.ndarray], s: list[np.ndarray], x: np.ndarray
@@ -123,12 +127,13 @@ def infer(P: dict[str, np.ndarray], y_prev: list[np.ndarray], x_prev: np.ndarray
     the forecaster runs ahead of the data.
     """
     f = ACTIVATIONS[activation]
-    a = preactivations(P, y_prev, x_prev)
+    L = len(y_prev)
+    reads = previous_reads(y_prev, x_prev)
+    a = [P[f"R{ell}"] @ reads[ell - 1] for ell in range(1, L + 1)]
     z = [f(v) for v in a]
     target = P["W1"] @ z[0] if x is None else x
     mu, e = _errors(P, z, target)
-    L = len(z)
-    corrected, s, e_k = list(a), z, e
+    corrected, s, e_k = a, z, e
     for k in range(steps):
         if k > 0:
             _, e_k = _errors(P, s, target)
@@ -136,39 +141,41 @@ def infer(P: dict[str, np.ndarray], y_prev: list[np.ndarray], x_prev: np.ndarray
             P[f"E{ell}"] @ e_k[ell - 1] - (gamma * e_k[ell] if ell < L else 0.0))
             for ell in range(1, L + 1)]
         s = [f(v) for v in corrected]
-    return Inference(a=a, z=z, mu=mu, e=e, y=s, eps=[zl - yl for zl, yl in zip(z, s)])
+    return Inference(reads=reads, a=a, z=z, mu=mu, e=e, y=s,
+                     eps=[zl - yl for zl, yl in zip(z, s)])
 
 
-def _outer_into(out: np.ndarray, u: np.ndarray, v: np.ndarray, clip: float | None,
-                sign: float = 1.0) -> None:
-    """``out = sign * u v^T`` scaled down to Frobenius norm ``clip`` (``|u v^T| = |u| |v|``)."""
-    scale = sign
-    if clip:
-        norm = math.sqrt(float(u @ u) * float(v @ v))
-        if norm > clip:
-            scale = sign * clip / norm
-    np.multiply.outer(scale * u, v, out=out)
+def _shrink(norm: float, clip: float | None) -> float:
+    """Factor that scales an update of Frobenius norm ``norm`` down to ``clip``."""
+    return clip / norm if clip and norm > clip else 1.0
 
 
-def updates(q: Inference, y_prev: list[np.ndarray], x_prev: np.ndarray,
-            eps_prev: list[np.ndarray], *, rule: str, clip: float | None) -> np.ndarray:
+def updates(q: Inference, eps_prev: list[np.ndarray], *, rule: str,
+            clip: float | None) -> np.ndarray:
     """The local update of every weight matrix, flat in the layout of :func:`block_shapes`.
 
-    Each matrix's update is clipped to Frobenius norm ``clip`` (None: not clipped).
+    Each of ``W, E, M, V, U`` is clipped to Frobenius norm ``clip`` on its own (None:
+    not clipped), using ``|u v^T| = |u| |v|``.
     """
-    L, n, d = len(q.z), q.z[0].size, x_prev.size
+    L, n, d = len(q.z), q.z[0].size, q.mu[0].size
     grad = np.empty(n_params(n, d, L))
     G = unpack(grad, n, d, L)
-    below = [x_prev, *y_prev[:-1]]
     for ell in range(1, L + 1):
-        i = ell - 1
-        _outer_into(G[f"W{ell}"], q.e[i], q.z[i], clip)
+        i, below = ell - 1, (d if ell == 1 else n)
+        e, z, eps, reads = q.e[i], q.z[i], q.eps[i], q.reads[i]
+        n_e, n_eps = math.sqrt(e @ e), math.sqrt(eps @ eps)
+        np.multiply.outer(e * _shrink(n_e * math.sqrt(z @ z), clip), z, out=G[f"W{ell}"])
         if rule == "transpose":
             G[f"E{ell}"][...] = G[f"W{ell}"].T
         else:
-            _outer_into(G[f"E{ell}"], q.eps[i] - eps_prev[i], q.e[i], clip, sign=-1.0)
-        _outer_into(G[f"M{ell}"], q.eps[i], below[i], clip)
-        _outer_into(G[f"V{ell}"], q.eps[i], y_prev[i], clip)
-        if ell < L:
-            _outer_into(G[f"U{ell}"], q.eps[i], y_prev[ell], clip)
+            de = eps_prev[i] - eps  # dE = -(eps_t - eps_{t-1}) e^T
+            np.multiply.outer(de * _shrink(math.sqrt(de @ de) * n_e, clip), e,
+                              out=G[f"E{ell}"])
+        # R = [M | V | U]: each part clipped by its own norm |eps| |part of reads|
+        scaled = reads.copy()
+        for lo, hi in ((0, below), (below, below + n), (below + n, reads.size)):
+            part = reads[lo:hi]
+            if part.size:
+                scaled[lo:hi] *= _shrink(n_eps * math.sqrt(part @ part), clip)
+        np.multiply.outer(eps, scaled, out=G[f"R{ell}"])
     return grad
