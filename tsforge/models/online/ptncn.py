@@ -106,7 +106,7 @@ class PTNCNForecaster(Forecaster):
     multiply-adds for inference and correction (6 n^2 for two layers; the ``E``
     products repeat K times) and about as many for the outer-product updates:
     O(n^2) like UORO, against RTRL's O(n^4).  It keeps about ``(5L - 4) n^2``
-    weights, about 5x a tanh RNN of the same width, so compare at equal size.
+    weights (6x a tanh RNN of the same width for two layers): compare at equal size.
 
     Examples
     --------
