@@ -254,6 +254,7 @@ def test_error_weights_track_transpose_or_learn_their_own_rule():
 @pytest.mark.parametrize("params", [
     {"layers": 3, "inference_steps": 3, "activation": "hardtanh"},
     {"layers": 1, "error_rule": "temporal", "optimizer": "adam", "lr": 5e-3},
+    {"activation": "sign", "lr": 0.01},
 ])
 def test_variants_resume_exactly_and_export(tmp_path, params):
     from tsforge.export import export_onnx

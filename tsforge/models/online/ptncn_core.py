@@ -25,8 +25,8 @@ non-differentiable unit such as ``sign``.
 Iterative inference (``steps = K``): the reference code accepts ``K`` but runs a
 single correction.  Here step ``k > 1`` recomputes the errors from the states
 corrected so far (``e^0 = W^1 y^1 - x``, ``e^l = W^{l+1} y^{l+1} - y^l``) and
-corrects the pre-activations again, ``a <- a - beta d``; ``K = 1`` is exactly the
-reference.  The weight updates keep the errors of the uncorrected states ``z``,
+corrects the pre-activations again, ``a <- a - beta d``; ``K = 1`` is the
+reference's single correction.  The weight updates keep the errors of the uncorrected states ``z``,
 which are the model's actual forecast errors.
 """
 
