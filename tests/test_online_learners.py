@@ -145,7 +145,7 @@ def test_esn_online_rls_equals_batch_least_squares():
     np.testing.assert_allclose(model.W_out_[0], batch, rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("name", ["rtrl", "uoro", "esn"])
+@pytest.mark.parametrize("name", ["rtrl", "uoro", "esn", "ptncn"])
 def test_online_learning_reduces_error_on_ar_stream(name):
     rng = np.random.default_rng(3)
     z = np.zeros(4000)
@@ -163,7 +163,7 @@ def test_online_learning_reduces_error_on_ar_stream(name):
     assert late < early and late < 0.9 * naive and late < 1.1 * floor, (early, late, naive)
 
 
-@pytest.mark.parametrize("name", ["rtrl", "uoro", "esn"])
+@pytest.mark.parametrize("name", ["rtrl", "uoro", "esn", "ptncn"])
 def test_bare_learner_rejects_nonfinite_and_stays_finite(name):
     model, _stream = fitted(name)
     for bad in (np.nan, np.inf):

@@ -34,6 +34,7 @@ MODELS: dict[str, str] = {
     "rtrl": "tsforge.models.online.learners:RTRLForecaster",
     "uoro": "tsforge.models.online.learners:UOROForecaster",
     "esn": "tsforge.models.online.esn:EchoStateForecaster",
+    "ptncn": "tsforge.models.online.ptncn:PTNCNForecaster",
     # peer baselines, wrapped (river: online; statsmodels: refitted on a schedule)
     "snarimax": "tsforge.models.snarimax:SNARIMAX",
     "holt_winters": "tsforge.models.holt_winters:HoltWinters",

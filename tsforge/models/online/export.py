@@ -56,3 +56,75 @@ class GRUReadoutCore(torch.nn.Module):
                                                                        torch.Tensor]:
         h = self.cell(x_t, state)  # (B, n)
         return h @ self.V.T + self.c, h
+
+
+_TORCH_ACTIVATIONS = {
+    "tanh": torch.tanh,
+    "hardtanh": lambda a: torch.clamp(a, -1.0, 1.0),
+    "sign": torch.sign,
+}
+
+
+class PTNCNCore(torch.nn.Module):
+    """One P-TNCN reading (inference and correction, no learning) and its H-step forecast.
+
+    Mirrors :func:`tsforge.models.online.ptncn_core.infer` in row-vector form.  State
+    ``(B, L*n + d)``: the corrected latent states of the L layers, then the last
+    reading row.  The forecast runs the model on its own predictions, as
+    :meth:`PTNCNForecaster.forecast` does.
+    """
+
+    def __init__(self, P: dict[str, np.ndarray], layers: int, horizon: int, *, beta: float,
+                 gamma: float, steps: int, activation: str) -> None:
+        super().__init__()
+        for name, value in P.items():
+            if name[0] in "WER":  # stored blocks; M, V, U are views into R
+                self.register_buffer(name, torch.as_tensor(np.array(value),
+                                                           dtype=torch.float32))
+        self.L, self.horizon = layers, horizon
+        self.n = int(P["V1"].shape[0])
+        self.beta, self.gamma, self.steps = float(beta), float(gamma), int(steps)
+        self.act = _TORCH_ACTIVATIONS[activation]
+
+    def _w(self, name: str) -> torch.Tensor:
+        return getattr(self, name)
+
+    def _errors(self, s: list[torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
+        mu = [s[ell - 1] @ self._w(f"W{ell}").T for ell in range(1, self.L + 1)]
+        return [mu[0] - x] + [mu[ell] - s[ell - 1] for ell in range(1, self.L)]
+
+    def _step(self, ys: list[torch.Tensor], x_prev: torch.Tensor, x: torch.Tensor | None
+              ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Corrected states after reading ``x`` (None: the model's own forecast), and mu^0."""
+        L, prev = self.L, [x_prev, *ys]
+        # R^l = [M^l | V^l | U^l] reads the states below, of, and above layer l
+        a = [torch.cat(prev[ell - 1 : ell + 2], dim=1) @ self._w(f"R{ell}").T
+             for ell in range(1, L + 1)]  # (B, n) each
+        s = [self.act(v) for v in a]
+        mu0 = s[0] @ self._w("W1").T  # (B, d)
+        target = mu0 if x is None else x
+        for _ in range(self.steps):
+            e = self._errors(s, target)
+            new_a = []
+            for ell in range(1, L + 1):
+                d = e[ell - 1] @ self._w(f"E{ell}").T
+                if ell < L:
+                    d = d - self.gamma * e[ell]
+                new_a.append(a[ell - 1] - self.beta * d)
+            a = new_a
+            s = [self.act(v) for v in a]
+        return s, mu0
+
+    def forward(self, x_t: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor,
+                                                                       torch.Tensor]:
+        n, L = self.n, self.L
+        ys = [state[:, i * n : (i + 1) * n] for i in range(L)]
+        x_prev = state[:, L * n :]  # (B, d)
+        ys, _ = self._step(ys, x_prev, x_t)
+        new_state = torch.cat([*ys, x_t], dim=1)
+        out, s, xp = [], ys, x_t
+        for _ in range(self.horizon):
+            s, mu0 = self._step(s, xp, None)
+            out.append(mu0[:, :1])
+            xp = mu0
+        return torch.cat(out, dim=1), new_state  # (B, H), (B, L*n + d)

@@ -51,3 +51,40 @@ class OnlineAdam:
         self.m = np.array(state[f"{prefix}m"], dtype=np.float64)
         self.v = np.array(state[f"{prefix}v"], dtype=np.float64)
         self.t = int(state[f"{prefix}t"])
+
+
+class OnlineNesterov:
+    """Nesterov momentum over one flat parameter vector, rate ``lr / (1 + decay * sqrt(t))``.
+
+    The update is TensorFlow's ``MomentumOptimizer(use_nesterov=True)``:
+    ``v = momentum v + g``; ``params -= rate (g + momentum v)``.  Unlike Adam it keeps
+    the size of the step proportional to the size of ``g``, which local learning
+    rules need: their small, noisy updates are not rescaled to full-size steps.
+    Same interface and plain-array state as :class:`OnlineAdam`.
+    """
+
+    def __init__(self, size: int, lr: float, decay: float, clip: float | None,
+                 momentum: float = 0.9) -> None:
+        self.lr, self.decay, self.clip, self.momentum = lr, decay, clip, momentum
+        self.v = np.zeros(size)
+        self.t = 0
+
+    def step(self, params: np.ndarray, grad: np.ndarray) -> None:
+        """Update ``params`` in place from ``grad`` (clipped to norm ``clip``)."""
+        if not np.all(np.isfinite(grad)):
+            return  # never let a non-finite update reach the parameters
+        if self.clip:
+            norm = float(np.linalg.norm(grad))
+            if norm > self.clip:
+                grad = grad * (self.clip / norm)
+        self.t += 1
+        self.v = self.momentum * self.v + grad
+        rate = self.lr / (1.0 + self.decay * np.sqrt(self.t))
+        params -= rate * (grad + self.momentum * self.v)
+
+    def state_dict(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}v": self.v.copy(), f"{prefix}t": np.array(self.t)}
+
+    def load_state_dict(self, state: dict[str, np.ndarray], prefix: str) -> None:
+        self.v = np.array(state[f"{prefix}v"], dtype=np.float64)
+        self.t = int(state[f"{prefix}t"])
