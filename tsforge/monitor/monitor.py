@@ -11,10 +11,11 @@ very same rule as the library pipeline.
 The rule (``docs/registry.md`` explains it with an example):
 
 - **rollback** when, over the last ``window`` paired readings, the champion's MAE is
-  more than ``rollback_margin`` above the previous version's for ``patience``
-  consecutive readings *and* the paired test is significant at ``alpha``;
-- **promote** the challenger when its MAE is more than ``promote_margin`` below the
-  champion's for ``patience`` consecutive readings and the test is significant;
+  more than ``rollback_margin`` above the previous version's *and* a paired test of
+  that margin (``|e_champion| > (1 + margin) |e_previous|`` on average) is significant
+  at ``alpha``, at each of ``patience`` consecutive readings;
+- **promote** the challenger when, in the same way, its MAE is more than
+  ``promote_margin`` below the champion's, significantly, for ``patience`` readings;
 - **hysteresis**: an alarm clears only below ``rollback_margin * clear_fraction``; no
   switch for ``cooldown`` readings after a switch; a rolled-back version is never
   re-promoted; the windows restart after every switch.
@@ -121,7 +122,7 @@ class Monitor:
         self._pos = 0
         self._filled = 0
         self._since_switch = since_switch
-        self._streak = {"rollback": 0, "promote": 0}
+        self._streak = {"rollback": 0, "promote": 0, "worse": 0}
         self._alarm: dict[str, Any] | None = None
         self._held = False
         self._last_drift = -(10**9)
@@ -264,7 +265,7 @@ class Monitor:
         ratio_rb = m["ratio_champion_previous"]
         enough_rb = self.previous is not None and (m["pairs_previous"] or 0) >= cfg.min_readings
         worse = enough_rb and ratio_rb is not None and ratio_rb > 1.0 + cfg.rollback_margin
-        self._streak["rollback"] = self._streak["rollback"] + 1 if worse else 0
+        self._streak["worse"] = self._streak.get("worse", 0) + 1 if worse else 0
         cov_low = (cfg.coverage_level is not None and m["coverage"] is not None
                    and m["coverage_readings"] >= cfg.min_readings
                    and m["coverage"] < cfg.coverage_level - cfg.coverage_tolerance)
@@ -278,22 +279,28 @@ class Monitor:
             out.append(self._event("alarm", f"alarm: {', '.join(causes)}; {_summary(m)}", m,
                                    timestamp))
         cooling = self._since_switch <= cfg.cooldown
-        if self._streak["rollback"] >= cfg.patience:
-            res = paired_test(cfg.test, self._err["champion"], self._err["previous"])
+        res = None
+        if worse:
+            res = paired_test(cfg.test, self._err["champion"], self._err["previous"],
+                              1.0 + cfg.rollback_margin)
+        significant = res is not None and res.p_value < cfg.alpha
+        self._streak["rollback"] = self._streak["rollback"] + 1 if significant else 0
+        if res is not None:
             m.update(test_statistic=res.statistic, p_value=res.p_value, test_pairs=float(res.n))
-            if res.p_value < cfg.alpha and not cooling:
-                reason = (f"rollback {self.champion} -> {self.previous}: champion MAE "
-                          f"{_pct(ratio_rb)} of previous (> {1 + cfg.rollback_margin:.0%}) for "
-                          f"{self._streak['rollback']} readings; {cfg.test} test p="
-                          f"{res.p_value:.2g} < {cfg.alpha:g} over {res.n} pairs")
-                out.append(self._switch("rollback", self.previous, reason, m, timestamp))
-                return out
-            if not self._held:
-                why = (f"in cooldown ({self._since_switch}/{cfg.cooldown} readings)" if cooling
-                       else f"{cfg.test} test p={res.p_value:.2g} >= {cfg.alpha:g}")
-                self._held = True
-                out.append(self._event("hold", f"champion MAE {_pct(ratio_rb)} of previous but "
-                                       f"{why}; keeping {self.champion}", m, timestamp))
+        if self._streak["rollback"] >= cfg.patience and not cooling:
+            reason = (f"rollback {self.champion} -> {self.previous}: champion MAE "
+                      f"{_pct(ratio_rb)} of previous (> {1 + cfg.rollback_margin:.0%}) and "
+                      f"{cfg.test} test p < {cfg.alpha:g} for {self._streak['rollback']} "
+                      f"consecutive readings (now p={res.p_value:.2g} over {res.n} pairs)")
+            out.append(self._switch("rollback", self.previous, reason, m, timestamp))
+            return out
+        blocked = (cooling and significant) or self._streak["worse"] >= cfg.patience
+        if res is not None and blocked and not self._held:
+            why = (f"in cooldown ({self._since_switch}/{cfg.cooldown} readings)" if cooling
+                   else f"{cfg.test} test p={res.p_value:.2g} >= {cfg.alpha:g}")
+            self._held = True
+            out.append(self._event("hold", f"champion MAE {_pct(ratio_rb)} of previous but "
+                                   f"{why}; keeping {self.champion}", m, timestamp))
         if self._alarm is not None and not worse and not cov_low and not drifting:
             exit_level = 1.0 + cfg.rollback_margin * cfg.clear_fraction
             if ratio_rb is None or ratio_rb <= exit_level:
@@ -304,17 +311,19 @@ class Monitor:
         better = (self.challenger is not None and ratio_pr is not None
                   and (m["pairs_challenger"] or 0) >= cfg.min_readings
                   and ratio_pr < 1.0 - cfg.promote_margin)
-        self._streak["promote"] = self._streak["promote"] + 1 if better else 0
-        if self._streak["promote"] >= cfg.patience and not cooling:
-            res = paired_test(cfg.test, self._err["champion"], self._err["challenger"])
-            if res.p_value < cfg.alpha:
-                m.update(test_statistic=res.statistic, p_value=res.p_value,
-                         test_pairs=float(res.n))
-                reason = (f"promote {self.challenger} over {self.champion}: challenger MAE "
-                          f"{_pct(ratio_pr)} of champion (< {1 - cfg.promote_margin:.0%}) for "
-                          f"{self._streak['promote']} readings; {cfg.test} test p="
-                          f"{res.p_value:.2g} < {cfg.alpha:g} over {res.n} pairs")
-                out.append(self._switch("promote", self.challenger, reason, m, timestamp))
+        res = None
+        if better:
+            res = paired_test(cfg.test, self._err["champion"], self._err["challenger"],
+                              1.0 / (1.0 - cfg.promote_margin))
+        significant = res is not None and res.p_value < cfg.alpha
+        self._streak["promote"] = self._streak["promote"] + 1 if significant else 0
+        if self._streak["promote"] >= cfg.patience and not cooling and res is not None:
+            m.update(test_statistic=res.statistic, p_value=res.p_value, test_pairs=float(res.n))
+            reason = (f"promote {self.challenger} over {self.champion}: challenger MAE "
+                      f"{_pct(ratio_pr)} of champion (< {1 - cfg.promote_margin:.0%}) and "
+                      f"{cfg.test} test p < {cfg.alpha:g} for {self._streak['promote']} "
+                      f"consecutive readings (now p={res.p_value:.2g} over {res.n} pairs)")
+            out.append(self._switch("promote", self.challenger, reason, m, timestamp))
         return out
 
     def _event(self, kind: str, reason: str, m: dict[str, float | None],

@@ -1,9 +1,12 @@
 """Paired significance tests on the absolute errors of two forecasters (numpy only).
 
 Both tests answer one one-sided question: over the same readings, does model A make
-larger absolute errors than model B?  They take the loss differential
-``d_t = |e_A,t| - |e_B,t|`` and return a p-value; small means "A is worse, and not by
-chance".
+larger absolute errors than model B, by more than a margin?  They take the loss
+differential ``d_t = |e_A,t| - c |e_B,t|`` (``c = 1.1`` asks "more than 10 % worse";
+``c = 1`` is the plain comparison) and return a p-value; small means "A is worse by
+more than the margin, and not by chance".  Testing the margin itself, not only
+"worse at all", is what keeps a monitor that looks at every reading from switching
+between two equally good models.
 
 - :func:`diebold_mariano` compares the mean of ``d`` with its long-run standard error
   (Newey-West/Bartlett, so autocorrelated forecast errors do not inflate significance);
@@ -36,16 +39,17 @@ def _normal_sf(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
-def _differential(worse: np.ndarray, better: np.ndarray) -> np.ndarray:
+def _differential(worse: np.ndarray, better: np.ndarray, factor: float) -> np.ndarray:
     a = np.abs(np.asarray(worse, dtype=np.float64))
     b = np.abs(np.asarray(better, dtype=np.float64))
     if a.shape != b.shape:
         raise ValueError(f"paired errors must have the same shape, got {a.shape} and {b.shape}")
-    d = a - b
+    d = a - factor * b
     return d[np.isfinite(d)]
 
 
-def diebold_mariano(worse: np.ndarray, better: np.ndarray, lags: int | None = None) -> TestResult:
+def diebold_mariano(worse: np.ndarray, better: np.ndarray, lags: int | None = None,
+                    factor: float = 1.0) -> TestResult:
     """One-sided Diebold-Mariano test that ``worse`` has larger absolute errors than ``better``.
 
     Parameters
@@ -54,13 +58,16 @@ def diebold_mariano(worse: np.ndarray, better: np.ndarray, lags: int | None = No
         Forecast errors of the two models on the same readings (NaN pairs are dropped).
     lags
         Bartlett lags of the long-run variance; default ``floor(n ** (1/3))``.
+    factor
+        Margin of the null hypothesis: the test asks whether ``|worse|`` exceeds
+        ``factor * |better|`` on average (1.1: "more than 10 % worse").
 
     Returns
     -------
     TestResult
         ``p_value`` is ``P(Z > DM)``; 1.0 when fewer than 3 pairs or no variation.
     """
-    d = _differential(worse, better)
+    d = _differential(worse, better, factor)
     n = d.size
     if n < 3:
         return TestResult(0.0, 1.0, n)
@@ -78,13 +85,13 @@ def diebold_mariano(worse: np.ndarray, better: np.ndarray, lags: int | None = No
     return TestResult(stat, _normal_sf(stat), n)
 
 
-def sign_test(worse: np.ndarray, better: np.ndarray) -> TestResult:
-    """One-sided exact sign test that ``worse`` has larger absolute errors than ``better``.
+def sign_test(worse: np.ndarray, better: np.ndarray, factor: float = 1.0) -> TestResult:
+    """One-sided exact sign test that ``|worse| > factor * |better|`` more often than not.
 
-    Ties (equal absolute errors) are dropped.  ``statistic`` is the fraction of the
+    Ties are dropped.  ``statistic`` is the fraction of the
     remaining pairs where ``worse`` was worse; ``p_value`` is the exact binomial tail.
     """
-    d = _differential(worse, better)
+    d = _differential(worse, better, factor)
     d = d[d != 0.0]
     n = d.size
     if n == 0:
@@ -98,10 +105,11 @@ def sign_test(worse: np.ndarray, better: np.ndarray) -> TestResult:
     return TestResult(k / n, min(1.0, p), n)
 
 
-def paired_test(name: str, worse: np.ndarray, better: np.ndarray) -> TestResult:
-    """Run the test called ``name`` (one of :data:`TESTS`)."""
+def paired_test(name: str, worse: np.ndarray, better: np.ndarray,
+                factor: float = 1.0) -> TestResult:
+    """Run the test called ``name`` (one of :data:`TESTS`) with margin ``factor``."""
     if name == "dm":
-        return diebold_mariano(worse, better)
+        return diebold_mariano(worse, better, factor=factor)
     if name == "sign":
-        return sign_test(worse, better)
+        return sign_test(worse, better, factor=factor)
     raise ValueError(f"unknown test '{name}'; valid: {', '.join(TESTS)}")
