@@ -71,7 +71,8 @@ def check_registry(root: str | Path) -> RecoveryReport:
                                        "verify; recovery quarantines it")
         for name in sorted(set(valid) - set(state["versions"])):
             report.problems.append(f"version directory {name} is not committed (a registration "
-                                   "was interrupted); recovery adopts it as a candidate")
+                                   "was interrupted); the next write removes it, `recover` "
+                                   "adopts it as a candidate")
     staging = root / layout.STAGING_DIR
     if staging.exists() and any(staging.iterdir()):
         report.problems.append("leftovers of an interrupted registration in .staging "

@@ -107,8 +107,20 @@ class Registry:
             yield
 
     def _clear_staging(self) -> None:
-        """Remove what a writer that died left in ``.staging`` (we hold the lock)."""
+        """Remove what a writer that died left behind (we hold the lock, so it is dead).
+
+        That is everything in ``.staging`` and every version directory the state does not
+        name: it was renamed into place but its commit never happened, so no reader was
+        ever shown it.
+        """
         staging = self.root / layout.STAGING_DIR
+        versions = self.root / layout.VERSIONS_DIR
+        if versions.exists() and (self.root / layout.STATE_FILE).exists():
+            committed = self.state()["versions"]
+            for entry in versions.iterdir():
+                if entry.name not in committed:  # moved out in one rename, then deleted
+                    staging.mkdir(exist_ok=True)
+                    os.rename(entry, staging / f"orphan.{entry.name}.{uuid.uuid4().hex[:8]}")
         if staging.exists():
             for entry in staging.iterdir():
                 shutil.rmtree(entry, ignore_errors=True)
@@ -246,13 +258,11 @@ class Registry:
         _json_ok(extra, "extra")
         with self._lock():
             state = self.state()
-            name = validate_version(name) if name else self._next_name(state)
+            name = self._next_name(state) if name is None else validate_version(name)
             final = layout.version_dir(self.root, name)
             if name in state["versions"]:
                 raise ConfigError(f"version '{name}' already exists; versions are immutable, "
                                   "choose another name")
-            if final.exists():  # left by a writer killed before its commit: never served
-                shutil.rmtree(final)
             if parent == "champion":
                 parent = state["champion"]
             elif parent is not None and validate_version(parent) not in state["versions"]:
