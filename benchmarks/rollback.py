@@ -10,7 +10,8 @@ rule.  Measured side by side on the same stream:
 - candidate: monitored serving, which rolls back to v0001.
 
 Also measured: a second pass with v0001 as champion and the degraded copy as shadow
-challenger (the rule must not promote it), and the monitor's own cost per reading.
+challenger (the rule must not promote it), the monitor's own cost per reading, and
+how often the default rule switches among three equally good models (synthetic errors).
 
     python benchmarks/rollback.py [--quick]
 
@@ -33,6 +34,24 @@ from tsforge.monitor.scenario import SENSOR, build_versions, load_nab_temperatur
 from tsforge.registry import Registry
 
 TRAIN = 3000
+
+
+def false_switches(readings: int, seeds: int, shared: float) -> int:
+    """Switches of the default rule among three equally good models (synthetic errors).
+
+    Each model's error is ``shared * common + (1 - shared) * own`` (Laplace noise):
+    ``shared = 0`` is the worst case of independent errors; forecasters of one stream
+    share much of their error (the reading's own surprise), ``shared = 0.7`` here.
+    """
+    count = 0
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        common = rng.laplace(0.0, 1.0, readings)
+        errs = {v: shared * common + (1 - shared) * rng.laplace(0.0, 1.0, readings)
+                for v in ("v1", "v2", "v3")}
+        mon = Monitor("v2", previous="v1", challenger="v3")
+        count += sum(e.switches for e in mon.observe_batch(errs))
+    return count
 
 
 def main() -> None:
@@ -67,6 +86,8 @@ def main() -> None:
         monitor_us = (time.perf_counter() - t0) / (n - 1) * 1e6
     print(f"NAB machine temperature, {n} readings served after {TRAIN} for training "
           f"(models built in {build_s:.1f} s)")
+    fs_readings, fs_seeds = (20_000, 2) if args.quick else (50_000, 4)
+    fs = {str(c): false_switches(fs_readings, fs_seeds, c) for c in (0.0, 0.7)}
     print(f"{'':34}{'MAE whole stream':>18}{'MAE after rollback':>20}")
     print(f"{'baseline: degraded served alone':34}{whole[bad]:18.4f}"
           f"{fig.get('mae_degraded_after_rollback', float('nan')):20.4f}")
@@ -81,6 +102,8 @@ def main() -> None:
               f"rollback at reading {fig['rollback_at_reading']}, p={fig['p_value']:.2g}")
     print(f"shadow pass: degraded challenger promoted {false_promotions} time(s); "
           f"monitor cost {monitor_us:.1f} µs per reading")
+    print(f"equal models, default rule: {fs['0.0']} switch(es) with independent errors, "
+          f"{fs['0.7']} with shared errors, in {fs_seeds * fs_readings} readings each")
     print(json.dumps({
         "benchmark": "rollback",
         "baseline": "degraded version served alone",
@@ -95,6 +118,9 @@ def main() -> None:
                              "champion_alone": whole[good]},
         "false_promotions_of_degraded_challenger": false_promotions,
         "monitor_us_per_reading": monitor_us,
+        "equal_models_false_switches": {"readings": fs_seeds * fs_readings,
+                                        "independent_errors": fs["0.0"],
+                                        "shared_errors_0.7": fs["0.7"]},
         "readings": n,
         "quick": args.quick,
     }))
