@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,13 +30,14 @@ def test_degraded_version_promoted_on_nab_is_detected_and_rolled_back(tmp_path):
     reg.promote(good)
     reg.promote(bad)  # the mistake the monitor must undo
     ys, stamps = y[TRAIN:TRAIN + STREAM], ts[TRAIN:TRAIN + STREAM]
-    result = run_scenario(reg, ys, stamps)
+    result = run_scenario(reg, ys, stamps, config=MonitorConfig(coverage_level=0.8))
     rb = result.rollback
     assert rb is not None and (rb.from_version, rb.to_version) == (bad, good)
     assert result.alarm is not None and result.alarm.step <= rb.step
     assert reg.champion == good and reg.show(bad).stage == "rejected"
     logged = [e for e in reg.events() if e["action"] == "rollback"]
     assert logged and logged[-1]["evidence"]["metrics"]["p_value"] < MonitorConfig().alpha
+    assert 0.0 < rb.metrics["coverage"] <= 1.0  # the champion's 80 % interval hits
     # Rollback serves exactly the earlier model's forecasts (bit-identical, same stream),
     # and before it exactly the degraded model's.
     k = rb.step - 1
@@ -75,3 +81,40 @@ def test_unloadable_previous_disables_rollback_but_serving_goes_on(ar_registry, 
     assert serving.monitor.previous is None and "rollback disabled" in caplog.text
     report = serving.run(ys[:100])
     assert np.all(np.isfinite(report.forecasts)) and reg.champion == "new"
+
+
+BLOCKER = """
+import sys
+class Blocker:
+    BLOCKED = {"torch", "statsmodels", "pandas", "polars", "river", "kafka", "matplotlib",
+               "onnx", "tqdm", "scipy"}
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.BLOCKED:
+            raise ImportError(f"{name} is blocked in this test")
+        return None
+sys.meta_path.insert(0, Blocker())
+"""
+
+
+def test_rollback_runs_without_torch_or_other_heavy_packages(ar_registry, tmp_path):
+    """What the edge box does: hold champion and previous, monitor, roll back."""
+    reg, ys = ar_registry
+    reg.promote("new")
+    reg.promote("old")  # the worse one, by mistake
+    np.save(tmp_path / "ys.npy", ys)
+    script = BLOCKER + textwrap.dedent(f"""
+        import numpy as np
+        from tsforge.monitor import MonitoredServing
+        from tsforge.registry import Registry
+        reg = Registry({str(reg.root)!r})
+        report = MonitoredServing(reg, {SENSOR!r}).run(np.load({str(tmp_path / "ys.npy")!r}))
+        kinds = [e.kind for e in report.events]
+        assert "rollback" in kinds and reg.champion == "new", kinds
+        assert not any(m in sys.modules for m in ("torch", "onnx", "pandas", "river"))
+        print("rolled back at", [e.step for e in report.events if e.kind == "rollback"])
+    """)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "rolled back at" in proc.stdout
