@@ -13,7 +13,7 @@ Also measured: a second pass with v0001 as champion and the degraded copy as sha
 challenger (the rule must not promote it), the monitor's own cost per reading, and
 how often the default rule switches among three equally good models (synthetic errors).
 
-    python benchmarks/rollback.py [--quick]
+    python benchmarks/rollback.py [--quick] [--alpha 0.01]
 
 Last line: JSON with ratio = champion MAE after rollback / degraded MAE (same readings),
 readings and seconds from alarm to rollback.
@@ -36,8 +36,8 @@ from tsforge.registry import Registry
 TRAIN = 3000
 
 
-def false_switches(readings: int, seeds: int, shared: float) -> int:
-    """Switches of the default rule among three equally good models (synthetic errors).
+def false_switches(readings: int, seeds: int, shared: float, config: MonitorConfig) -> int:
+    """Switches of the rule among three equally good models (synthetic errors).
 
     Each model's error is ``shared * common + (1 - shared) * own`` (Laplace noise):
     ``shared = 0`` is the worst case of independent errors; forecasters of one stream
@@ -49,7 +49,7 @@ def false_switches(readings: int, seeds: int, shared: float) -> int:
         common = rng.laplace(0.0, 1.0, readings)
         errs = {v: shared * common + (1 - shared) * rng.laplace(0.0, 1.0, readings)
                 for v in ("v1", "v2", "v3")}
-        mon = Monitor("v2", previous="v1", challenger="v3")
+        mon = Monitor("v2", previous="v1", challenger="v3", config=config)
         count += sum(e.switches for e in mon.observe_batch(errs))
     return count
 
@@ -57,7 +57,10 @@ def false_switches(readings: int, seeds: int, shared: float) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--alpha", type=float, default=MonitorConfig().alpha,
+                        help="level of the monitor's paired test (default: the rule's default)")
     args = parser.parse_args()
+    config = MonitorConfig(alpha=args.alpha)
     ts, y = load_nab_temperature()
     n = 5000 if args.quick else y.shape[0] - TRAIN
     ys, stamps = y[TRAIN:TRAIN + n], ts[TRAIN:TRAIN + n]
@@ -69,25 +72,26 @@ def main() -> None:
         build_s = time.perf_counter() - t0
         reg.promote(good)
         reg.promote(bad)
-        result = run_scenario(reg, ys, stamps)
+        result = run_scenario(reg, ys, stamps, config=config)
         fig = result.figures(ys, good, bad)
         whole = {v: float(np.mean(np.abs(f[:-1, 0] - ys[1:])))
                  for v, f in result.standalone.items()}
         served_whole = float(np.mean(np.abs(result.report.forecasts[:-1, 0] - ys[1:])))
         # Second pass: the good champion with the degraded copy in shadow.
-        shadow = MonitoredServing(reg, SENSOR, challenger=bad, apply_to_registry=False)
+        shadow = MonitoredServing(reg, SENSOR, challenger=bad, config=config,
+                                  apply_to_registry=False)
         shadow_events = shadow.run(ys).events
         false_promotions = sum(e.kind == "promote" for e in shadow_events)
         # Monitor cost per reading on the recorded errors of both versions.
         errs = {v: f[:-1, 0] - ys[1:] for v, f in result.standalone.items()}
-        mon = Monitor(good, previous=bad, config=MonitorConfig(cooldown=10**9))
+        mon = Monitor(good, previous=bad, config=MonitorConfig(alpha=args.alpha, cooldown=10**9))
         t0 = time.perf_counter()
         mon.observe_batch(errs)
         monitor_us = (time.perf_counter() - t0) / (n - 1) * 1e6
     print(f"NAB machine temperature, {n} readings served after {TRAIN} for training "
           f"(models built in {build_s:.1f} s)")
     fs_readings, fs_seeds = (20_000, 2) if args.quick else (50_000, 4)
-    fs = {str(c): false_switches(fs_readings, fs_seeds, c) for c in (0.0, 0.7)}
+    fs = {str(c): false_switches(fs_readings, fs_seeds, c, config) for c in (0.0, 0.7)}
     print(f"{'':34}{'MAE whole stream':>18}{'MAE after rollback':>20}")
     print(f"{'baseline: degraded served alone':34}{whole[bad]:18.4f}"
           f"{fig.get('mae_degraded_after_rollback', float('nan')):20.4f}")
@@ -102,7 +106,7 @@ def main() -> None:
               f"rollback at reading {fig['rollback_at_reading']}, p={fig['p_value']:.2g}")
     print(f"shadow pass: degraded challenger promoted {false_promotions} time(s); "
           f"monitor cost {monitor_us:.1f} µs per reading")
-    print(f"equal models, default rule: {fs['0.0']} switch(es) with independent errors, "
+    print(f"equal models, alpha={args.alpha:g}: {fs['0.0']} switch(es) with independent errors, "
           f"{fs['0.7']} with shared errors, in {fs_seeds * fs_readings} readings each")
     print(json.dumps({
         "benchmark": "rollback",
@@ -122,6 +126,7 @@ def main() -> None:
                                         "independent_errors": fs["0.0"],
                                         "shared_errors_0.7": fs["0.7"]},
         "readings": n,
+        "alpha": args.alpha,
         "quick": args.quick,
     }))
 

@@ -219,3 +219,21 @@ def _env() -> dict[str, str]:
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tsforge.cli", *args], capture_output=True,
                           text=True, env=_env(), timeout=120)
+
+
+def test_apply_monitor_events_is_idempotent_and_refuses_stale_ones(reg):
+    from tsforge.monitor import MonitorEvent
+
+    reg.promote("v0002")
+    rollback = MonitorEvent(kind="rollback", step=9, reason="champion worse",
+                            from_version="v0002", to_version="v0001",
+                            metrics={"p_value": 1e-5})
+    assert reg.apply(rollback).name == "v0001"
+    assert reg.apply(rollback).name == "v0001"  # a second worker: nothing changes
+    assert [e["action"] for e in reg.events()].count("rollback") == 1
+    assert reg.events()[-1]["evidence"]["metrics"]["p_value"] == 1e-5
+    stale = MonitorEvent(kind="promote", step=3, reason="better", from_version="v0002",
+                         to_version="v0003")
+    with pytest.raises(ConfigError, match="stale promote event"):
+        reg.apply(stale)
+    assert reg.apply(MonitorEvent("hold", 1, "ok", "v0001", "v0001")) is None
