@@ -70,6 +70,8 @@ class Registry:
     ----------
     root
         Registry directory; created (with an empty state) when it does not exist.
+    create
+        False: raise instead of creating a missing registry (read-only commands).
     lock_timeout
         Seconds a writer waits for another writer before giving up.
 
@@ -81,10 +83,15 @@ class Registry:
     >>> artifact = reg.load_artifact()          # verified champion  # doctest: +SKIP
     """
 
-    def __init__(self, root: str | Path, *, lock_timeout: float = 30.0) -> None:
+    def __init__(self, root: str | Path, *, create: bool = True,
+                 lock_timeout: float = 30.0) -> None:
         self.root = Path(root)
         self.lock_timeout = lock_timeout
         if not (self.root / layout.STATE_FILE).exists():
+            if not create and not (self.root / layout.VERSIONS_DIR).exists():
+                raise ConfigError(f"no model registry at {self.root}; register a model first "
+                                  "(`tsforge models register --root DIR --onnx FILE`) or pass "
+                                  "the right --root")
             self._initialise()
 
     def _initialise(self) -> None:
