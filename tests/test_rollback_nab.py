@@ -19,6 +19,7 @@ from tsforge.monitor.scenario import SENSOR, build_versions, load_nab_temperatur
 from tsforge.registry import Registry
 
 pytest.importorskip("torch")
+pytest.importorskip("onnx")
 TRAIN, STREAM = 3000, 2000
 
 
