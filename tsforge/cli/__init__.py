@@ -23,6 +23,7 @@ COMMANDS: list[str] = [
     "backtest",
     "export",
     "models_available",
+    "serve",
 ]
 
 EPILOG = """examples:
@@ -31,6 +32,7 @@ EPILOG = """examples:
   tsforge backtest data.csv --target OT --horizon 24 --models naive,seasonal_naive,mlp
   tsforge backtest data.csv --target OT --models naive,ets,arima,snarimax,holt_winters --levels 0.9
   tsforge export data.csv --target OT --model mlp --out model.onnx
+  tsforge serve pipelines/kafka-production.toml --bootstrap-servers kafka-1:9092
 """
 
 __all__ = ["COMMANDS", "build_parser", "interval_config", "main"]

@@ -2,8 +2,13 @@
 
 Each sensor has its own model state, transform-chain state and conformal
 interval state.  ``push`` serves one reading; ``push_many`` serves one reading for
-many sensors with a single batched onnxruntime call; ``push_with_intervals``
-returns the forecast with its prediction intervals.  Imports numpy and
+many sensors with a single batched onnxruntime call; ``push_series`` serves a
+block of readings of many sensors (one batched call per time step, the serving
+loop of a Kafka worker); ``push_with_intervals`` returns the forecast with its
+prediction intervals.  ``add_sensor`` gives a sensor its own transform
+statistics (one model shared by sensors configured alike), and a sensor's whole
+state round-trips through ``sensor_state_dict``/``load_sensor_state_dict``
+(checkpoints, handing a sensor to another worker).  Imports numpy and
 onnxruntime only (the intervals are :mod:`tsforge.intervals`, the library's own
 code, so the edge box serves exactly the library's intervals).
 """
@@ -11,6 +16,7 @@ code, so the edge box serves exactly the library's intervals).
 from __future__ import annotations
 
 import copy
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +88,7 @@ class StreamingRuntime:
                                  for s in meta.get("covariate_scales", [])]
         self._intervals_meta = meta.get("intervals") if intervals else None
         self.sensors: dict[str, SensorState] = {}
+        self._own_chains: dict[str, list[dict[str, Any]]] = {}
         self.latency = LatencyStats()
 
     @property
@@ -95,14 +102,26 @@ class StreamingRuntime:
             return ()
         return tuple(self._intervals_meta["config"]["levels"])
 
+    def add_sensor(self, sensor: str, transforms: list[dict[str, Any]]) -> None:
+        """Serve ``sensor`` with its own fitted transform chain (a chain spec).
+
+        The model is shared; ``transforms`` carries the sensor's own statistics
+        (scale, seasonal profile) fitted on its history.  The sensor starts from the
+        initial model state, anchored at its first live reading.
+        """
+        self._own_chains[sensor] = [dict(t) for t in transforms]
+        self.sensors.pop(sensor, None)
+
     def _sensor(self, sensor: str) -> SensorState:
         state = self.sensors.get(sensor)
         if state is None:
-            continuing = sensor == self.artifact.meta.get("sensor")
+            own = self._own_chains.get(sensor)
+            continuing = own is None and sensor == self.artifact.meta.get("sensor")
             state = SensorState(
                 model_state=(self.artifact.exported_state() if continuing
                              else self.artifact.initial_state()),
-                chain=copy.deepcopy(self._chain_template),
+                chain=(TransformChain.from_spec(own) if own is not None
+                       else copy.deepcopy(self._chain_template)),
                 covariate_scales=self._scales_template,
                 fresh=not continuing,
                 conformal=None if self._intervals_meta is None else ConformalIntervals.from_json(
@@ -184,6 +203,97 @@ class StreamingRuntime:
             if st.conformal is not None:
                 st.conformal.record(out[i])
         return out
+
+
+    def push_series(self, sensors: list[str], values: list[np.ndarray]
+                    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Feed a block of readings: ``values[j]`` (``(T_j, C)``) in order for ``sensors[j]``.
+
+        Time step ``t`` of every sensor that has one is served by one batched
+        onnxruntime call, so a block of ``n`` readings over ``S`` sensors costs
+        ``max_j T_j`` calls instead of ``n``.  Returns per sensor the forecasts
+        ``(T_j, H)`` issued after each reading and the conformal half-widths
+        ``(T_j, L, H)`` served with them (NaN while the intervals warm up; ``L`` is
+        0 when intervals are off).  Equal to calling :meth:`push` reading by reading.
+        """
+        if len(set(sensors)) != len(sensors):
+            raise DataError("push_series takes each sensor at most once per call")
+        order = sorted(range(len(sensors)), key=lambda j: -len(values[j]))
+        states = [self._sensor(sensors[j]) for j in order]
+        vals = [np.asarray(values[j], dtype=np.float64).reshape(len(values[j]), -1)
+                for j in order]
+        lens = [v.shape[0] for v in vals]
+        H, L, C = self.horizon, len(self.interval_levels), self.artifact.n_channels
+        means = [np.empty((n, H)) for n in lens]
+        halves = [np.full((n, L, H), np.nan) for n in lens]
+        state_mat = np.stack([st.model_state for st in states]).astype(np.float32)
+        run = self.artifact.session.run
+        k = len(states)
+        for t in range(lens[0] if lens else 0):
+            while k and lens[k - 1] <= t:
+                k -= 1
+            rows = np.empty((k, C), dtype=np.float32)
+            for i in range(k):
+                v = vals[i][t]
+                rows[i] = self._prepare_input(states[i], v[0], v[1:] if C > 1 else None)
+            t0 = time.perf_counter()
+            z_hat, new_state = run(None, {"x": rows, "state": state_mat[:k]})
+            self.latency.seconds.append(time.perf_counter() - t0)
+            state_mat[:k] = new_state
+            z64 = z_hat.astype(np.float64)
+            for i in range(k):
+                st = states[i]
+                out = st.chain.inverse_forecast(z64[i])
+                st.last_forecast = out
+                st.readings += 1
+                means[i][t] = out
+                if st.conformal is not None:
+                    st.conformal.record(out)
+                    halves[i][t] = st.conformal.q
+        for i, st in enumerate(states):
+            st.model_state = state_mat[i].copy()
+        back = {j: i for i, j in enumerate(order)}
+        return ([means[back[j]] for j in range(len(sensors))],
+                [halves[back[j]] for j in range(len(sensors))])
+
+    def sensor_state_dict(self, sensor: str) -> dict[str, np.ndarray]:
+        """Everything the runtime remembers about ``sensor``, as plain arrays."""
+        st = self._sensor(sensor)
+        out = {
+            "model_state": np.array(st.model_state),
+            "chain": np.array(json.dumps(st.chain.to_spec())),
+            "counters": np.array([st.readings, st.imputed, int(st.fresh)], dtype=np.int64),
+            "last_forecast": (np.zeros(0) if st.last_forecast is None
+                              else np.array(st.last_forecast)),
+            "last_x": np.zeros(0) if st.last_x is None else np.array(st.last_x),
+        }
+        if st.conformal is not None:
+            out.update({f"conformal/{k}": v for k, v in st.conformal.state_dict().items()})
+        return out
+
+    def load_sensor_state_dict(self, sensor: str, state: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`sensor_state_dict` returned (e.g. from a checkpoint)."""
+        st = self._sensor(sensor)
+        model_state = np.asarray(state["model_state"], dtype=np.float32)
+        if model_state.shape != self.artifact.state_shape:
+            raise DataError(
+                f"saved state of sensor '{sensor}' has shape {model_state.shape}, the model "
+                f"expects {self.artifact.state_shape}; it belongs to another model version"
+            )
+        st.model_state = model_state
+        st.chain = TransformChain.from_spec(json.loads(str(state["chain"])))
+        st.readings, st.imputed, fresh = (int(v) for v in state["counters"])
+        st.fresh = bool(fresh)
+        st.last_forecast = (np.array(state["last_forecast"])
+                            if state["last_forecast"].size else None)
+        st.last_x = np.array(state["last_x"]) if state["last_x"].size else None
+        if st.conformal is not None and "conformal/alpha" in state:
+            st.conformal.load_state_dict({k.split("/", 1)[1]: v for k, v in state.items()
+                                          if k.startswith("conformal/")})
+
+    def drop_sensor(self, sensor: str) -> None:
+        """Forget ``sensor``'s live state (it is served by another worker now)."""
+        self.sensors.pop(sensor, None)
 
 
 def _anchor_first(chain: TransformChain, y: float) -> float:
