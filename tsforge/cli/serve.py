@@ -11,6 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "pipelines/kafka-production.toml)")
     p.add_argument("--bootstrap-servers", metavar="HOSTS", default="",
                    help="comma-separated host:port list overriding [kafka] bootstrap_servers")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="port of /metrics and /healthz overriding [metrics] port (0: off)")
     p.add_argument("--max-seconds", type=float, default=None,
                    help="stop after this many seconds (default: run until SIGTERM/SIGINT)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -26,6 +28,10 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_level)
     spec = load_spec(args.config)
+    if args.metrics_port is not None:
+        import dataclasses
+
+        spec = spec.replace(metrics=dataclasses.replace(spec.metrics, port=args.metrics_port))
     totals = serve(spec, bootstrap_servers=split(args.bootstrap_servers) or None,
                    max_seconds=args.max_seconds)
     print(json.dumps(totals))

@@ -79,7 +79,7 @@ class KafkaSpec:
     max_message_bytes: int = 65536
     session_timeout_ms: int = 10000
     max_poll_interval_ms: int = 30000
-    output_layout: str = field(default="step", metadata=_choices("step", "reading"))
+    output_layout: str = field(default="step", metadata=_choices("step", "reading", "batch"))
 
 
 @dataclass(frozen=True)

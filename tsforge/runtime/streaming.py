@@ -211,47 +211,83 @@ class StreamingRuntime:
 
         Time step ``t`` of every sensor that has one is served by one batched
         onnxruntime call, so a block of ``n`` readings over ``S`` sensors costs
-        ``max_j T_j`` calls instead of ``n``.  Returns per sensor the forecasts
+        ``max_j T_j`` calls instead of ``n``; the transform chains run over each
+        sensor's block with array arithmetic.  Returns per sensor the forecasts
         ``(T_j, H)`` issued after each reading and the conformal half-widths
         ``(T_j, L, H)`` served with them (NaN while the intervals warm up; ``L`` is
-        0 when intervals are off).  Equal to calling :meth:`push` reading by reading.
+        0 when intervals are off).  Equal to calling :meth:`push` reading by
+        reading (a test checks it); a block holding a non-finite reading is served
+        that way, since imputation needs the forecast of the step before.
         """
         if len(set(sensors)) != len(sensors):
             raise DataError("push_series takes each sensor at most once per call")
-        order = sorted(range(len(sensors)), key=lambda j: -len(values[j]))
+        C = self.artifact.n_channels
+        vals = []
+        for j, v in enumerate(values):
+            arr = np.asarray(v, dtype=np.float64).reshape(len(v), -1)
+            if arr.shape[1] != C:
+                raise DataError(f"sensor '{sensors[j]}': readings have {arr.shape[1]} "
+                                f"value(s), the model expects {C}")
+            vals.append(arr)
+        if all(np.isfinite(v).all() for v in vals):
+            return self._push_block(sensors, vals)
+        out = [self._push_readings(s, v) for s, v in zip(sensors, vals)]
+        return [o[0] for o in out], [o[1] for o in out]
+
+    def _push_readings(self, sensor: str, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Reference path: one :meth:`push` per reading."""
+        H, L = self.horizon, len(self.interval_levels)
+        means, halves = np.empty((len(vals), H)), np.full((len(vals), L, H), np.nan)
+        for t, v in enumerate(vals):
+            means[t] = self.push(sensor, v[0], v[1:] if v.size > 1 else None)
+            st = self.sensors[sensor]
+            if st.conformal is not None:
+                halves[t] = st.conformal.q
+        return means, halves
+
+    def _push_block(self, sensors: list[str], vals: list[np.ndarray]
+                    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        order = sorted(range(len(sensors)), key=lambda j: -len(vals[j]))
         states = [self._sensor(sensors[j]) for j in order]
-        vals = [np.asarray(values[j], dtype=np.float64).reshape(len(values[j]), -1)
-                for j in order]
-        lens = [v.shape[0] for v in vals]
+        blocks = [vals[j] for j in order]
+        lens = [b.shape[0] for b in blocks]
         H, L, C = self.horizon, len(self.interval_levels), self.artifact.n_channels
-        means = [np.empty((n, H)) for n in lens]
-        halves = [np.full((n, L, H), np.nan) for n in lens]
+        T, S = (lens[0] if lens else 0), len(states)
+        Z = np.zeros((T, S, C), dtype=np.float32)  # (T, S, C) model inputs
+        contexts = []
+        for i, (st, b) in enumerate(zip(states, blocks)):
+            z, ctx = st.chain.transform_block(b[:, 0], anchor=st.fresh)
+            st.fresh = False
+            Z[:lens[i], i, 0] = z
+            for c, scale in enumerate(st.covariate_scales, start=1):
+                Z[:lens[i], i, c] = scale.transform(b[:, c])
+            if C > 1 and lens[i]:
+                st.last_x = b[-1, 1:].copy()
+            contexts.append(ctx)
+        z_hat = np.zeros((T, S, H), dtype=np.float32)  # (T, S, H) transformed forecasts
         state_mat = np.stack([st.model_state for st in states]).astype(np.float32)
         run = self.artifact.session.run
-        k = len(states)
-        for t in range(lens[0] if lens else 0):
+        k = S
+        for t in range(T):
             while k and lens[k - 1] <= t:
                 k -= 1
-            rows = np.empty((k, C), dtype=np.float32)
-            for i in range(k):
-                v = vals[i][t]
-                rows[i] = self._prepare_input(states[i], v[0], v[1:] if C > 1 else None)
-            t0 = time.perf_counter()
-            z_hat, new_state = run(None, {"x": rows, "state": state_mat[:k]})
-            self.latency.seconds.append(time.perf_counter() - t0)
-            state_mat[:k] = new_state
-            z64 = z_hat.astype(np.float64)
-            for i in range(k):
-                st = states[i]
-                out = st.chain.inverse_forecast(z64[i])
-                st.last_forecast = out
-                st.readings += 1
-                means[i][t] = out
-                if st.conformal is not None:
-                    st.conformal.record(out)
-                    halves[i][t] = st.conformal.q
-        for i, st in enumerate(states):
+            z_hat[t, :k], state_mat[:k] = run(None, {"x": Z[t, :k], "state": state_mat[:k]})
+        means, halves = [], []
+        for i, (st, b) in enumerate(zip(states, blocks)):
+            n = lens[i]
             st.model_state = state_mat[i].copy()
+            mean = st.chain.inverse_block(z_hat[:n, i].astype(np.float64), contexts[i])
+            half = np.full((n, L, H), np.nan)
+            if st.conformal is not None:
+                for t in range(n):
+                    st.conformal.observe(b[t, 0])
+                    st.conformal.record(mean[t])
+                    half[t] = st.conformal.q
+            if n:
+                st.last_forecast = mean[-1].copy()
+                st.readings += n
+            means.append(mean)
+            halves.append(half)
         back = {j: i for i, j in enumerate(order)}
         return ([means[back[j]] for j in range(len(sensors))],
                 [halves[back[j]] for j in range(len(sensors))])

@@ -146,7 +146,7 @@ def _fit_group(spec: PipelineSpec, directory: Path, name: str,
                                                 "sensors": len(sensors), "fit_on": first}})
     model = TransformedForecaster(create(family, horizon=spec.model.horizon, **params), chain,
                                   intervals=intervals).fit(y)
-    report = export_onnx(model, directory / "model.onnx", sensor=first)
+    report = export_onnx(model, directory / "model.onnx", sensor=first, parity_steps=300)
     kinds = model.chain_.to_spec()
     own = {s: TransformChain.from_spec(kinds).fit(frame.column(s)).to_spec() if kinds else []
            for s in sensors}

@@ -21,6 +21,20 @@ Layouts (``[kafka] output_layout``):
         {"sensor": "pump-3", "ts": 1700000000000, "version": "3f2a9c1b7d4e",
          "mean": [71.9, 72.0], "intervals": {"0.8": [[71.1, 71.0], [72.7, 73.0]]}}
 
+``"batch"``
+    One message per sensor and poll with all its readings' forecasts, for
+    throughput (the producer sends a few messages per poll instead of one per
+    forecast).  The Kafka key is ``"{sensor}|{first ts}-{last ts}|{version}"``;
+    after a restart the poll boundaries differ, so deduplicate by the ids of the
+    forecasts inside (``sensor|ts[i]|k|version``), not by the message key::
+
+        {"sensor": "pump-3", "version": "3f2a9c1b7d4e", "ts": [1700000000000, ...],
+         "mean": [[71.9, 72.0], ...],
+         "intervals": {"0.8": [[[71.1, 71.0], [72.7, 73.0]], ...]}}
+
+    where ``intervals[level][i]`` is ``[lower, upper]`` of reading ``i`` (null
+    while warming up).
+
 ``intervals`` is ``{}`` while a sensor's conformal intervals warm up.
 """
 
@@ -33,7 +47,7 @@ import numpy as np
 
 from tsforge.serve.engine import ForecastBlock
 
-LAYOUTS = ("step", "reading")
+LAYOUTS = ("step", "reading", "batch")
 
 
 def forecast_id(sensor: str, ts: int, step: int, version: str) -> str:
@@ -85,6 +99,37 @@ def encode(sensors: np.ndarray, ts: np.ndarray, block: ForecastBlock,
             keys.append(f"{s}|{t}|{v}".encode())
             values.append((f'{{"sensor":{quoted[s]},"ts":{t},"version":"{v}",'
                            f'"mean":[{ms}],"intervals":{{{iv}}}}}').encode())
+    elif layout == "batch":
+        return _encode_batch(sensors, ts, block, levels, have)
     else:
         raise ValueError(f"output layout {layout!r} unknown; valid: {', '.join(LAYOUTS)}")
+    return keys, values
+
+
+def _encode_batch(sensors: np.ndarray, ts: np.ndarray, block: ForecastBlock,
+                  levels: tuple[float, ...], have: np.ndarray) -> tuple[list[bytes], list[bytes]]:
+    keys: list[bytes] = []
+    values: list[bytes] = []
+    if not len(sensors):
+        return keys, values
+    names, inverse = np.unique(sensors, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(names) + 1))
+    for j, name in enumerate(names.tolist()):
+        rows = order[bounds[j]:bounds[j + 1]]
+        stamps = ts[rows].tolist()
+        version = block.version[rows[0]]
+        intervals = {}
+        for li, level in enumerate(levels):
+            lo = block.mean[rows] - block.half[rows, li]
+            hi = block.mean[rows] + block.half[rows, li]
+            intervals[repr(float(level))] = [[a, b] if ok else None for a, b, ok in
+                                             zip(lo.tolist(), hi.tolist(), have[rows])]
+        mean = block.mean[rows]
+        body = {"sensor": name, "version": version, "ts": stamps,
+                "mean": mean.tolist() if np.isfinite(mean).all()
+                else np.where(np.isfinite(mean), mean, None).tolist(),
+                "intervals": intervals}
+        keys.append(f"{name}|{stamps[0]}-{stamps[-1]}|{version}".encode())
+        values.append(json.dumps(body).encode())
     return keys, values

@@ -88,6 +88,7 @@ class Worker:
         self.sensor_partition: dict[str, int] = {}
         self._last_checkpoint = time.monotonic()
         self._dirty: set[int] = set()
+        self._closing = False
         source.on_rebalance(self._on_assigned, self._on_revoked)
         if metrics is not None:
             for g in engine.groups:
@@ -122,6 +123,8 @@ class Worker:
         self._set_partitions()
 
     def _on_revoked(self, partitions: list[int]) -> None:
+        if self._closing:  # leaving the group in close(): run() has checkpointed already
+            return
         mine = [p for p in partitions if p in self.owned]
         self.checkpoint(mine)
         for p in mine:
@@ -231,6 +234,7 @@ class Worker:
 
     def close(self) -> None:
         """Release the source and sinks (call after :meth:`run` has finished)."""
+        self._closing = True
         for closer in (self.sink.close, self.dead_letters.close, self.source.close):
             try:
                 closer()
