@@ -118,16 +118,25 @@ class Source(Protocol):
         """The next messages (possibly none) within ``timeout_s`` seconds."""
         ...
 
-    def commit(self, positions: dict[int, int]) -> None:
-        """Record that every message before ``positions[p]`` of partition ``p`` is done."""
+    def commit(self, positions: dict[int, int], *, wait: bool = True) -> None:
+        """Record that every message before ``positions[p]`` of partition ``p`` is done.
+
+        ``wait=False`` may return before the commit is durable (used inside
+        rebalance callbacks, which must not block).
+        """
         ...
 
     def seek(self, partition: int, offset: int) -> None:
         """Continue ``partition`` from ``offset`` (used to resume from a checkpoint)."""
         ...
 
-    def on_rebalance(self, assigned: RebalanceCallback, revoked: RebalanceCallback) -> None:
-        """Register the callbacks run when partitions are assigned to or taken from us."""
+    def on_rebalance(self, assigned: RebalanceCallback, revoked: RebalanceCallback,
+                     lost: RebalanceCallback | None = None) -> None:
+        """Register the callbacks run when partitions are assigned to or taken from us.
+
+        ``lost`` runs when the membership itself was lost (the partitions may already
+        belong to another member); it defaults to ``revoked``.
+        """
         ...
 
     def close(self) -> None:

@@ -60,7 +60,8 @@ class KafkaSource:
             "fetch_max_bytes": 64 << 20, "max_partition_fetch_bytes": 8 << 20,
             **(consumer_options or {}),
         }
-        self._callbacks: tuple[RebalanceCallback, RebalanceCallback] | None = None
+        self._callbacks: tuple[RebalanceCallback, RebalanceCallback,
+                               RebalanceCallback] | None = None
         self._consumer: Any = None
         self._closed = False
 
@@ -74,10 +75,11 @@ class KafkaSource:
             self._consumer.subscribe([self.topic], listener=listener)
         return self._consumer
 
-    def on_rebalance(self, assigned: RebalanceCallback, revoked: RebalanceCallback) -> None:
+    def on_rebalance(self, assigned: RebalanceCallback, revoked: RebalanceCallback,
+                     lost: RebalanceCallback | None = None) -> None:
         if self._consumer is not None:
             raise RuntimeError("register rebalance callbacks before the first poll")
-        self._callbacks = (assigned, revoked)
+        self._callbacks = (assigned, revoked, lost or revoked)
 
     def poll(self, timeout_s: float) -> RawBatch:
         consumer = self._open()
@@ -112,7 +114,13 @@ class KafkaSource:
         kafka = _kafka()
         self._open().seek(kafka.TopicPartition(self.topic, partition), int(offset))
 
-    def commit(self, positions: dict[int, int]) -> None:
+    def commit(self, positions: dict[int, int], *, wait: bool = True) -> None:
+        """Commit ``positions``; ``wait=False`` sends the commit without blocking.
+
+        Inside a rebalance callback the commit must not block (kafka-python runs
+        the callbacks on its network thread); there the checkpoint, written
+        first, is what the next owner resumes from.
+        """
         if not positions:
             return
         kafka = _kafka()
@@ -120,7 +128,10 @@ class KafkaSource:
 
         offsets = {kafka.TopicPartition(self.topic, p): OffsetAndMetadata(int(o), "", -1)
                    for p, o in positions.items()}
-        self._open().commit(offsets)
+        if wait:
+            self._open().commit(offsets)
+        else:
+            self._open().commit_async(offsets)
 
     def close(self) -> None:
         if self._consumer is not None and not self._closed:
@@ -131,14 +142,19 @@ class KafkaSource:
 class _Listener:
     """kafka-python rebalance listener forwarding partition numbers to two callbacks."""
 
-    def __init__(self, callbacks: tuple[RebalanceCallback, RebalanceCallback]) -> None:
-        self.assigned, self.revoked = callbacks
+    def __init__(self, callbacks: tuple[RebalanceCallback, RebalanceCallback,
+                                        RebalanceCallback]) -> None:
+        self.assigned, self.revoked, self.lost = callbacks
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         self.revoked(sorted(tp.partition for tp in revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         self.assigned(sorted(tp.partition for tp in assigned))
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        """Membership was lost: another member may own these already, so no checkpoint."""
+        self.lost(sorted(tp.partition for tp in lost))
 
 
 # kafka-python checks isinstance(listener, ConsumerRebalanceListener) (an ABC).

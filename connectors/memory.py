@@ -43,7 +43,8 @@ class MemorySource:
         if self._closed:
             raise ClosedError(f"{type(self).__name__} is closed")
 
-    def on_rebalance(self, assigned: RebalanceCallback, revoked: RebalanceCallback) -> None:
+    def on_rebalance(self, assigned: RebalanceCallback, revoked: RebalanceCallback,
+                     lost: RebalanceCallback | None = None) -> None:
         self._assigned = assigned
 
     def poll(self, timeout_s: float) -> RawBatch:
@@ -63,7 +64,7 @@ class MemorySource:
         self._check()
         self.position = int(offset)
 
-    def commit(self, positions: dict[int, int]) -> None:
+    def commit(self, positions: dict[int, int], *, wait: bool = True) -> None:
         self._check()
         self.committed.update(positions)
 

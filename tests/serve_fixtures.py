@@ -1,7 +1,7 @@
 """Real sensor series and served models shared by the serve and connector tests.
 
 Sensors are ETTh1 columns (``../shared/datasets/ett``) when that file is present,
-else three disjoint stretches of the bundled NAB machine-temperature series.
+else six disjoint stretches of the bundled NAB machine-temperature series.
 Models are fitted once per session (a small echo state network) into a model
 store that every worker of the tests loads without refitting.
 """
@@ -38,11 +38,12 @@ def _series() -> dict[str, np.ndarray]:
     n = HISTORY + STREAM
     if ETT.exists():
         df = pl.read_csv(ETT)
-        return {c: df[c].to_numpy()[:n].astype(float) for c in ("HUFL", "MUFL", "OT")}
+        return {c: df[c].to_numpy()[:n].astype(float)
+                for c in ("HUFL", "HULL", "MUFL", "MULL", "LUFL", "OT")}
     from tsforge.demo import bundled_csv
 
     y = pl.read_csv(bundled_csv())["value"].to_numpy().astype(float)
-    return {f"machine-{i}": y[i * n:(i + 1) * n] for i in range(3)}
+    return {f"machine-{i}": y[i * n:(i + 1) * n] for i in range(6)}
 
 
 @pytest.fixture(scope="session")

@@ -50,6 +50,10 @@ def configure_logging(level: str = "INFO") -> None:
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False
+    client = logging.getLogger("kafka")  # the client's own warnings, in the same format
+    client.handlers[:] = [handler]
+    client.setLevel(logging.WARNING)
+    client.propagate = False
 
 
 @dataclass

@@ -89,7 +89,7 @@ class Worker:
         self._last_checkpoint = time.monotonic()
         self._dirty: set[int] = set()
         self._closing = False
-        source.on_rebalance(self._on_assigned, self._on_revoked)
+        source.on_rebalance(self._on_assigned, self._on_revoked, self._on_lost)
         if metrics is not None:
             for g in engine.groups:
                 metrics.model_version.labels(g.name, g.family, g.version).set(1)
@@ -126,14 +126,26 @@ class Worker:
         if self._closing:  # leaving the group in close(): run() has checkpointed already
             return
         mine = [p for p in partitions if p in self.owned]
-        self.checkpoint(mine)
+        self.checkpoint(mine, wait=False)
+        self._release(mine)
+        log.info("partitions revoked", extra={"fields": {"partitions": mine}})
+
+    def _on_lost(self, partitions: list[int]) -> None:
+        # The group moved on without us: the new owner may have checkpointed past our
+        # position already, so write nothing; it resumes from the last checkpoint.
+        mine = [p for p in partitions if p in self.owned]
+        self._release(mine)
+        log.warning("partitions lost (membership expired); state dropped, the new owner "
+                    "resumes from the last checkpoint", extra={"fields": {"partitions": mine}})
+
+    def _release(self, mine: list[int]) -> None:
         for p in mine:
             for sensor in [s for s, q in self.sensor_partition.items() if q == p]:
                 self.engine.drop_sensor(sensor)
                 del self.sensor_partition[sensor]
             self.owned.discard(p)
             self.positions.pop(p, None)
-        log.info("partitions revoked", extra={"fields": {"partitions": mine}})
+            self._dirty.discard(p)
         self._set_partitions()
 
     def _set_partitions(self) -> None:
@@ -143,8 +155,12 @@ class Worker:
             self.metrics.partitions.set(len(self.owned))
 
     # ------------------------------------------------------------------ checkpoint
-    def checkpoint(self, partitions: list[int] | None = None) -> None:
-        """Write the state of ``partitions`` (default: all owned), then commit their offsets."""
+    def checkpoint(self, partitions: list[int] | None = None, *, wait: bool = True) -> None:
+        """Write the state of ``partitions`` (default: all owned), then commit their offsets.
+
+        ``wait=False`` (inside a rebalance) sends the commit without waiting for it;
+        the checkpoint on disk already holds the offset the next owner resumes from.
+        """
         parts = [p for p in (sorted(self.owned) if partitions is None else partitions)
                  if p in self.positions]
         if not parts:
@@ -154,7 +170,7 @@ class Worker:
                 sensors = {s: (self.engine.version(s), self.engine.sensor_state(s))
                            for s, q in self.sensor_partition.items() if q == p}
                 self.checkpoints.save(p, self.positions[p], sensors)
-        self.source.commit({p: self.positions[p] for p in parts})
+        self.source.commit({p: self.positions[p] for p in parts}, wait=wait)
         self._dirty.difference_update(parts)
         self._last_checkpoint = time.monotonic()
         if self.metrics is not None:
