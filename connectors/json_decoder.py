@@ -23,7 +23,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-
 from tsforge.connectors.base import RawBatch, ReadingBatch, Rejected
 
 _NUM = (int, float)
@@ -199,7 +198,7 @@ def _timestamp_ms(ts: Any) -> int | _Bad:
             return _Bad(f"'{ts[:40]}' is not an ISO-8601 timestamp")
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=timezone.utc)
-        return int(round(dt.timestamp() * 1000))
+        return round(dt.timestamp() * 1000)
     return _Bad(f"expected epoch milliseconds (integer) or ISO-8601 string, got {_show(ts)}")
 
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from tsforge.connectors.base import ClosedError, RawBatch, RebalanceCallback, SinkError
+
 from tsforge.optional import require
 
 

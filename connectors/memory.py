@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from tsforge.connectors.base import ClosedError, RawBatch, RebalanceCallback, jsonl_line
 
 
@@ -26,15 +25,18 @@ class MemorySource:
         The stream, in order; may be appended to while the source is in use.
     max_records
         Messages per poll.
+    committed
+        The offset store; pass the same dict to a new source to resume where the
+        previous one committed (as a restarted consumer resumes from Kafka).
     """
 
     def __init__(self, messages: list[bytes], *, max_records: int = 5000,
-                 topic: str = "memory") -> None:
+                 topic: str = "memory", committed: dict[int, int] | None = None) -> None:
         self.messages = messages
         self.max_records = max_records
         self.topic = topic
         self.position = 0
-        self.committed: dict[int, int] = {}
+        self.committed: dict[int, int] = {} if committed is None else committed
         self._assigned: RebalanceCallback | None = None
         self._started = False
         self._closed = False
@@ -94,13 +96,30 @@ class MemorySink:
 
 
 class JsonlFileSource(MemorySource):
-    """A one-partition source over the lines of a text file (one message per line)."""
+    """A one-partition source over the lines of a text file (one message per line).
 
-    def __init__(self, path: str | Path, *, max_records: int = 5000) -> None:
+    Commits are kept in ``<path>.offset`` so a restarted reader resumes after the
+    last committed line.  ``envelope=True`` reads a file written by
+    :class:`JsonlFileSink` (each line's ``value`` is the message).
+    """
+
+    def __init__(self, path: str | Path, *, max_records: int = 5000,
+                 envelope: bool = False) -> None:
         self.path = Path(path)
         lines = self.path.read_bytes().splitlines()
+        if envelope:
+            lines = [json.loads(ln)["value"].encode("latin-1") for ln in lines if ln.strip()]
+        self.offset_path = self.path.with_name(self.path.name + ".offset")
+        committed = ({0: int(self.offset_path.read_text())} if self.offset_path.exists()
+                     else {})
         super().__init__([ln for ln in lines if ln.strip()], max_records=max_records,
-                         topic=str(self.path))
+                         topic=str(self.path), committed=committed)
+
+    def commit(self, positions: dict[int, int], *, wait: bool = True) -> None:
+        super().commit(positions, wait=wait)
+        from tsforge.io_utils import atomic_write_bytes
+
+        atomic_write_bytes(self.offset_path, str(self.committed[0]).encode())
 
 
 class JsonlFileSink:

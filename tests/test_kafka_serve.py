@@ -23,10 +23,10 @@ import pytest
 
 pytest.importorskip("kafka", reason="kafka-python is not installed: pip install 'tsforge[all]'")
 
-from kafka_broker import free_port  # noqa: E402
+from kafka_broker import free_port
+from tsforge.connectors import KafkaSink, create_topics, read_topic
 
-from tsforge.connectors import KafkaSink, create_topics, read_topic  # noqa: E402
-from tsforge.serve.output import forecast_id  # noqa: E402
+from tsforge.serve.output import forecast_id
 
 GROUP_TIMEOUTS = {"session_timeout_ms": 10000, "max_poll_interval_ms": 6000}
 
@@ -122,7 +122,7 @@ def spawn(config: Path, bootstrap: str, metrics_port: int, log: Path) -> subproc
     return subprocess.Popen(
         [sys.executable, "-m", "tsforge.cli", "serve", str(config), "--bootstrap-servers",
          bootstrap, "--metrics-port", str(metrics_port)],
-        stdout=subprocess.DEVNULL, stderr=open(log, "wb"), env=env)  # noqa: SIM115
+        stdout=subprocess.DEVNULL, stderr=open(log, "wb"), env=env)
 
 
 def health(port: int) -> dict:

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-
 from tsforge.connectors import DeadLetterSink, JsonDecoder, MemorySink, MemorySource, RawBatch
+
 from tsforge.errors import ConfigError
 from tsforge.preprocess.transforms import TransformChain
 
@@ -34,8 +34,8 @@ def test_transform_block_equals_transform_one_and_inverse_forecast():
 
 
 def test_push_series_equals_push_reading_by_reading(served_models):
-    from tsforge.serve.models import load_groups
     from tsforge.runtime import StreamingRuntime
+    from tsforge.serve.models import load_groups
 
     group = load_groups(served_models.store)[0]
     fast, slow = (StreamingRuntime(group.onnx_path) for _ in range(2))

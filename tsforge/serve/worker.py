@@ -254,5 +254,5 @@ class Worker:
         for closer in (self.sink.close, self.dead_letters.close, self.source.close):
             try:
                 closer()
-            except Exception as exc:  # noqa: BLE001 - report and go on closing the others
+            except Exception as exc:
                 log.warning("close failed", extra={"fields": {"error": str(exc)}})
