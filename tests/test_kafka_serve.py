@@ -28,7 +28,7 @@ from tsforge.connectors import KafkaSink, create_topics, read_topic
 
 from tsforge.serve.output import forecast_id
 
-GROUP_TIMEOUTS = {"session_timeout_ms": 10000, "max_poll_interval_ms": 6000}
+GROUP_TIMEOUTS = {"session_timeout_ms": 10000, "max_poll_interval_ms": 15000}
 
 
 def _toml(value: object) -> str:

@@ -40,6 +40,8 @@ class DriftWatch:
                                   f"{', '.join(SIGNALS)}")
         self.spec = spec
         self.metrics = metrics
+        # Import now: a first import inside the poll loop can outlast max_poll_interval_ms.
+        self._drift = require("river.drift", "drift detection in the service")
         self.detectors: dict[tuple[str, str, str], Any] = {}
         self.last_forecast: dict[str, float] = {}
         self.alarms = 0
@@ -48,8 +50,7 @@ class DriftWatch:
         key = (sensor, signal, name)
         det = self.detectors.get(key)
         if det is None:
-            drift = require("river.drift", "drift detection in the service")
-            det = getattr(drift, DETECTORS[name])(**self.spec.params.get(name, {}))
+            det = getattr(self._drift, DETECTORS[name])(**self.spec.params.get(name, {}))
             self.detectors[key] = det
         return det
 
