@@ -178,3 +178,46 @@ def test_worker_loop_over_memory_connectors(served_models, tmp_path):
     assert "unknown sensor 'ghost'" in dict(dead.messages[1][2])["reason"].decode()
     assert store.load(0).offset == len(msgs)
     assert worker.source.committed == {0: len(msgs)}
+
+
+def test_production_pipeline_example_loads():
+    from pathlib import Path
+
+    from tsforge.pipeline import load_spec
+    from tsforge.serve.service import check_kafka_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "pipelines" / "kafka-production.toml")
+    check_kafka_spec(spec)
+    assert spec.use == "kafka" and spec.metrics.port == 9108
+    assert spec.sensor("OT")[0] == "mlp" and spec.sensor("any")[0] == "esn"
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"kafka": {"output_layout": "csv"}}, "valid values: 'step', 'reading', 'batch'"),
+    ({"kafka": {"auto_offset_reset": "newest"}}, "valid values: 'earliest', 'latest'"),
+    ({"kafka": {"max_poll_records": "many"}}, "max_poll_records must be int"),
+    ({"kafka": {"group": "x"}}, "valid keys: bootstrap_servers"),
+])
+def test_kafka_config_errors_name_the_key_and_valid_values(table, message):
+    from tsforge.pipeline import parse_spec
+
+    with pytest.raises(ConfigError, match=message):
+        parse_spec({"name": "x", "use": "kafka", **table})
+
+
+def test_serve_refuses_specs_it_cannot_run(tmp_path, capsys):
+    from tsforge.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nuse = "kafka"\n[kafka]\ninput_topic = "a"\noutput_topic = "a"\n'
+                   '[registry]\npath = "models"\n')
+    assert main(["serve", str(bad)]) == 2
+    assert "input_topic must differ" in capsys.readouterr().err
+    csv = tmp_path / "csv.toml"
+    csv.write_text('name = "x"\nuse = "csv"\n')
+    assert main(["serve", str(csv)]) == 2
+    assert "use = 'kafka'" in capsys.readouterr().err
+    empty = tmp_path / "empty.toml"
+    empty.write_text(f'name = "x"\nuse = "kafka"\n[registry]\npath = "{tmp_path / "none"}"\n')
+    assert main(["serve", str(empty), "--metrics-port", "0"]) == 2
+    assert "[model] history" in capsys.readouterr().err
