@@ -221,3 +221,40 @@ def test_serve_refuses_specs_it_cannot_run(tmp_path, capsys):
     empty.write_text(f'name = "x"\nuse = "kafka"\n[registry]\npath = "{tmp_path / "none"}"\n')
     assert main(["serve", str(empty), "--metrics-port", "0"]) == 2
     assert "[model] history" in capsys.readouterr().err
+
+
+def test_online_learning_engine_resumes_learned_state(served_models, tmp_path):
+    from tsforge.pipeline import parse_spec
+    from tsforge.serve.online import OnlineEngine
+
+    spec = parse_spec({"name": "o", "use": "kafka",
+                       "model": {"family": "esn", "horizon": 2, "online_learning": True,
+                                 "params": {"reservoir": 16},
+                                 "history": str(served_models.history_csv)},
+                       "intervals": {"levels": [0.8]},
+                       "registry": {"path": str(tmp_path / "models")}})
+    sensors = served_models.sensors[:2]
+
+    def batch(t0, t1):
+        from tsforge.connectors import ReadingBatch
+
+        rows = [(s, t) for t in range(t0, t1) for s in sensors]
+        return ReadingBatch(np.array([s for s, _ in rows]), np.array([t for _, t in rows]),
+                            np.array([[served_models.stream[s][t]] for s, t in rows]),
+                            np.arange(len(rows)))
+
+    whole = OnlineEngine(spec)
+    first = whole.step(batch(0, 40))
+    state = {s: whole.sensor_state(s) for s in sensors}
+    learned = whole.models[sensors[0]].model.state_dict()
+    initial = OnlineEngine(spec).models[sensors[0]].model.state_dict()
+    assert any(not np.array_equal(learned[k], initial[k]) for k in learned)  # it learned
+    rest = whole.step(batch(40, 80))
+    resumed = OnlineEngine(spec)  # loads the store fitted by the first engine
+    for s in sensors:
+        resumed.load_sensor_state(s, state[s])
+    again = resumed.step(batch(40, 80))
+    np.testing.assert_allclose(again.mean, rest.mean, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(again.half, rest.half, rtol=1e-9, atol=1e-9)
+    assert np.isfinite(first.mean).all()
+    assert set(rest.version) == {whole.version(s) for s in sensors}

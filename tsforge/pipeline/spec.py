@@ -93,6 +93,8 @@ class ModelSpec:
     transforms: str = field(default="auto", metadata=_choices("auto", "none"))
     #: Warm-up history (CSV, one column per sensor) the served models are fitted on.
     history: str = ""
+    #: Serve online families in the library, learning from every reading (tsforge serve).
+    online_learning: bool = False
 
 
 @dataclass(frozen=True)

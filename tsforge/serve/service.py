@@ -107,7 +107,12 @@ def build_service(spec: PipelineSpec, *, bootstrap_servers: list[str] | None = N
         spec = spec.replace(kafka=_replace(spec.kafka, bootstrap_servers=bootstrap_servers))
     check_kafka_spec(spec)
     k = spec.kafka
-    engine = OnnxEngine(prepare_models(spec), intervals=bool(spec.intervals.levels))
+    if spec.model.online_learning:
+        from tsforge.serve.online import OnlineEngine
+
+        engine: Any = OnlineEngine(spec)
+    else:
+        engine = OnnxEngine(prepare_models(spec), intervals=bool(spec.intervals.levels))
     decoder = make_decoder(k.decoder, channels=engine.channels,
                            max_bytes=k.max_message_bytes)
     source = KafkaSource(k.bootstrap_servers, k.input_topic, k.group_id,

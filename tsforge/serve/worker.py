@@ -54,8 +54,10 @@ class Worker:
     Parameters
     ----------
     source, decoder, engine, sink, dead_letters
-        Where readings come from, how they are decoded, how they are forecast,
-        where forecasts and rejected messages go.
+        Where readings come from, how they are decoded, how they are forecast
+        (:class:`~tsforge.serve.engine.OnnxEngine`, or
+        :class:`~tsforge.serve.online.OnlineEngine` for online learning), where
+        forecasts and rejected messages go.
     checkpoints
         Per-partition state store; None keeps no state across workers (offsets
         are still committed only after acknowledgement).
@@ -66,7 +68,7 @@ class Worker:
         and a longer window of readings forecast twice after a crash.
     """
 
-    def __init__(self, source: Source, decoder: Decoder, engine: OnnxEngine, sink: Sink,
+    def __init__(self, source: Source, decoder: Decoder, engine: OnnxEngine | Any, sink: Sink,
                  dead_letters: DeadLetterSink, checkpoints: CheckpointStore | None, *,
                  layout: str = "step", checkpoint_every_s: float = 10.0,
                  poll_timeout_s: float = 0.5, metrics: WorkerMetrics | None = None,
