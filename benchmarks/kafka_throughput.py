@@ -111,22 +111,26 @@ def raw_consume(bootstrap: str, topic: str, n: int, group: str) -> float:
 
 
 def _spec(bootstrap: str, topic: str, group: str, store: Path, ckpt: Path, layout: str,
-          intervals: bool, drift: bool):
+          intervals: bool, drift: bool, online: Path | None = None):
     from tsforge.pipeline import parse_spec
 
+    model = {"family": "esn"}
+    if online is not None:  # per-sensor learners fitted on the history, updated per reading
+        model.update({"online_learning": True, "params": {"reservoir": 64},
+                      "history": str(online)})
     return parse_spec({
         "name": group, "use": "kafka",
         "kafka": {"bootstrap_servers": [bootstrap], "input_topic": topic, "group_id": group,
                   "output_topic": f"{group}-out", "dead_letter_topic": f"{group}-dlq",
                   "max_poll_records": 5000, "poll_timeout_ms": 200, "output_layout": layout,
                   "session_timeout_ms": 10000, "max_poll_interval_ms": 6000},
-        "model": {"family": "esn"}, "registry": {"path": str(store)},
+        "model": model, "registry": {"path": str(store)},
         "intervals": {"levels": [0.8, 0.95] if intervals else []},
         "drift": {"detectors": ["adwin"] if drift else [], "signals": ["residual"]},
         "checkpoint": {"path": str(ckpt), "every_seconds": 1.0}, "metrics": {"port": 0}})
 
 
-def _worker(spec, n: int, counter, out) -> None:
+def _worker(spec, n: int, counter, out) -> None:  # runs in a child process
     """Run one worker until ``counter`` (shared by all workers) reaches ``n``."""
     from tsforge.serve import build_service
 
@@ -182,14 +186,18 @@ def main() -> None:
         create_topics(broker.bootstrap, {topic: PARTITIONS})
         n = _produce(broker.bootstrap, topic, series, per_sensor)
         results["raw_consume"] = raw_consume(broker.bootstrap, topic, n, "raw")
-        runs = [("1w_batch", "batch", False, False, 1),
-                ("1w_step", "step", False, False, 1),
-                ("1w_step_intervals_drift", "step", True, True, 1),
-                ("2w_batch", "batch", False, False, 2)]
-        for name, layout, intervals, drift, workers in runs:
+        runs = [("1w_batch", "batch", False, False, 1, None),
+                ("1w_step", "step", False, False, 1, None),
+                ("1w_step_intervals_drift", "step", True, True, 1, None),
+                ("2w_batch", "batch", False, False, 2, None),
+                ("1w_batch_online_esn", "batch", False, False, 1, root / "history.csv")]
+        for name, layout, intervals, drift, workers, online in runs:
             spec = _spec(broker.bootstrap, topic, f"g-{name}", store, root / f"ck-{name}",
-                         layout, intervals, drift)
-            results[name] = pipeline(spec, n, workers)
+                         layout, intervals, drift, online)
+            # online learning is one library step per reading: a share of the stream
+            # is enough to measure its rate
+            limit = min(n, 16_000) if online is not None else n
+            results[name] = pipeline(spec, limit, workers)
     print(f"{n} readings, {args.sensors} sensors, {PARTITIONS} partitions, horizon 1, ESN(64) "
           f"via ONNX; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     print(f"{'run':<28}{'readings/s':>12}{'vs raw':>9}")
@@ -204,6 +212,7 @@ def main() -> None:
         "readings": n, "sensors": args.sensors, "cores": os.cpu_count(),
         "readings_per_s": {k: round(v) for k, v in results.items()},
         "ratio_step_layout": round(results["1w_step"] / results["raw_consume"], 3),
+        "ratio_online_esn": round(results["1w_batch_online_esn"] / results["raw_consume"], 3),
     }))
 
 
