@@ -24,6 +24,7 @@ COMMANDS: list[str] = [
     "export",
     "models_available",
     "models",
+    "serve",
 ]
 
 EPILOG = """examples:
@@ -34,6 +35,7 @@ EPILOG = """examples:
   tsforge export data.csv --target OT --model mlp --out model.onnx
   tsforge models register --onnx model.onnx --metrics '{"mae": 0.4}' --promote
   tsforge models list; tsforge models rollback; tsforge models verify
+  tsforge serve pipelines/kafka-production.toml --bootstrap-servers kafka-1:9092
 """
 
 __all__ = ["COMMANDS", "build_parser", "interval_config", "main"]

@@ -77,6 +77,9 @@ class KafkaSpec:
     max_poll_records: int = 5000
     poll_timeout_ms: int = 500
     max_message_bytes: int = 65536
+    session_timeout_ms: int = 10000
+    max_poll_interval_ms: int = 30000
+    output_layout: str = field(default="step", metadata=_choices("step", "reading", "batch"))
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,10 @@ class ModelSpec:
     params: dict[str, Any] = field(default_factory=dict)
     train_fraction: float = 0.7
     transforms: str = field(default="auto", metadata=_choices("auto", "none"))
+    #: Warm-up history (CSV, one column per sensor) the served models are fitted on.
+    history: str = ""
+    #: Serve online families in the library, learning from every reading (tsforge serve).
+    online_learning: bool = False
 
 
 @dataclass(frozen=True)
@@ -202,7 +209,7 @@ _SECTIONS: dict[str, type] = {
 }
 # Fields holding paths, resolved against the spec file's directory.
 _PATH_FIELDS = {("source", "path"), ("registry", "path"), ("checkpoint", "path"),
-                ("output", "path")}
+                ("output", "path"), ("model", "history")}
 
 
 def load_spec(path: str | Path) -> PipelineSpec:

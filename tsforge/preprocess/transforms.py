@@ -52,6 +52,24 @@ class Transform(abc.ABC):
     def inverse_forecast(self, z_hat: np.ndarray) -> np.ndarray:
         """Map forecasts of the next ``H`` transformed values back; state unchanged."""
 
+    def transform_block(self, y: np.ndarray) -> tuple[np.ndarray, Any]:
+        """Transform readings ``y`` ``(T,)`` in order, as ``transform_one`` would.
+
+        Returns the transformed values and the per-reading context that
+        :meth:`inverse_block` needs to invert the forecast issued after each one.
+        Subclasses replace this loop with array arithmetic.
+        """
+        z = np.empty(len(y))
+        snaps = []
+        for t, v in enumerate(np.asarray(y, dtype=np.float64)):
+            z[t] = self.transform_one(v)
+            snaps.append(copy.deepcopy(self))
+        return z, snaps
+
+    def inverse_block(self, z_hat: np.ndarray, context: Any) -> np.ndarray:
+        """Invert forecasts ``(T, H)``, row ``t`` issued after reading ``t`` of a block."""
+        return np.stack([snap.inverse_forecast(row) for snap, row in zip(context, z_hat)])
+
     def forecast_scale(self, horizon: int) -> np.ndarray:
         """Factor converting an error in transformed units to the original units, per step.
 
@@ -111,6 +129,12 @@ class Scale(Transform):
     def forecast_scale(self, horizon: int) -> np.ndarray:
         return np.full(horizon, self.std)
 
+    def transform_block(self, y: np.ndarray) -> tuple[np.ndarray, Any]:
+        return self.transform(y), None
+
+    def inverse_block(self, z_hat: np.ndarray, context: Any) -> np.ndarray:
+        return self.inverse_transform(z_hat)
+
     def to_spec(self) -> dict[str, Any]:
         return {"kind": self.kind, "mean": self.mean, "std": self.std}
 
@@ -157,6 +181,16 @@ class Difference(Transform):
 
     def inverse_forecast(self, z_hat: np.ndarray) -> np.ndarray:
         return self.last + np.cumsum(np.asarray(z_hat, dtype=np.float64))
+
+    def transform_block(self, y: np.ndarray) -> tuple[np.ndarray, Any]:
+        y = np.asarray(y, dtype=np.float64)
+        z = np.diff(y, prepend=self.last)
+        if y.size:
+            self.last = float(y[-1])
+        return z, y  # the level after each reading
+
+    def inverse_block(self, z_hat: np.ndarray, context: Any) -> np.ndarray:
+        return context[:, None] + np.cumsum(np.asarray(z_hat, dtype=np.float64), axis=1)
 
     def forecast_scale(self, horizon: int) -> np.ndarray:
         # Errors accumulate through the cumulative sum: the h-step error is the sum of
@@ -238,6 +272,17 @@ class Deseasonalize(Transform):
     def inverse_forecast(self, z_hat: np.ndarray) -> np.ndarray:
         z_hat = np.asarray(z_hat, dtype=np.float64)
         idx = (self.phase + np.arange(z_hat.size)) % self.period
+        return z_hat + self.profile[idx]
+
+    def transform_block(self, y: np.ndarray) -> tuple[np.ndarray, Any]:
+        y = np.asarray(y, dtype=np.float64)
+        phases = (self.phase + np.arange(y.size)) % self.period
+        self.phase = int((self.phase + y.size) % self.period)
+        return y - self.profile[phases], phases + 1  # the phase after each reading
+
+    def inverse_block(self, z_hat: np.ndarray, context: Any) -> np.ndarray:
+        z_hat = np.asarray(z_hat, dtype=np.float64)
+        idx = (context[:, None] + np.arange(z_hat.shape[1])) % self.period
         return z_hat + self.profile[idx]
 
     def to_spec(self) -> dict[str, Any]:
@@ -343,6 +388,30 @@ class TransformChain:
         y = np.asarray(z_hat, dtype=np.float64)
         for step in reversed(self.steps):
             y = step.inverse_forecast(y)
+        return y
+
+    def transform_block(self, y: np.ndarray, *, anchor: bool = False
+                        ) -> tuple[np.ndarray, list[Any]]:
+        """:meth:`transform_one` over readings ``y`` ``(T,)`` with array arithmetic.
+
+        ``anchor`` starts every difference at the first reading (its first
+        difference is 0), as for a sensor's very first reading.  Returns the
+        transformed values and the context :meth:`inverse_block` needs.
+        """
+        z = np.asarray(y, dtype=np.float64)
+        contexts = []
+        for step in self.steps:
+            if anchor and isinstance(step, Difference) and z.size:
+                step.last = float(z[0])
+            z, ctx = step.transform_block(z)
+            contexts.append(ctx)
+        return z, contexts
+
+    def inverse_block(self, z_hat: np.ndarray, contexts: list[Any]) -> np.ndarray:
+        """Invert forecasts ``(T, H)`` issued after each reading of a :meth:`transform_block`."""
+        y = np.asarray(z_hat, dtype=np.float64)
+        for step, ctx in zip(reversed(self.steps), reversed(contexts)):
+            y = step.inverse_block(y, ctx)
         return y
 
     def forecast_scale(self, horizon: int) -> np.ndarray:
