@@ -69,8 +69,13 @@ def test_forward_filter_parallel_equals_sequential_reference(T):
     f[..., 0] = 0.0
     c0 = torch.randn(3, 4, dtype=torch.float64, generator=g)
     for init in (None, c0):
-        torch.testing.assert_close(forward_filter_parallel(u, f, init),
-                                   forward_filter_sequential(u, f, init), atol=1e-10, rtol=1e-10)
+        ref = forward_filter_sequential(u, f, init)
+        torch.testing.assert_close(forward_filter_parallel(u, f, init), ref, atol=1e-10,
+                                   rtol=1e-10)
+        # the differentiable path (used when BPTT runs through the scan) agrees too
+        torch.testing.assert_close(forward_filter_parallel(u.requires_grad_(), f, init), ref,
+                                   atol=1e-10, rtol=1e-10)
+        u = u.detach()
 
 
 def test_lstm_cell_states_from_the_scan_match_the_fused_kernel():

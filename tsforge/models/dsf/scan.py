@@ -32,14 +32,20 @@ def reverse_filter_sequential(e: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 
 
 def reverse_filter_parallel(e: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """Log-depth parallel computation of the same filter (no Python loop over time)."""
+    """Log-depth parallel computation of the same filter (no Python loop over time).
+
+    Two buffers are used in turn and every round writes with ``out=``, so a round
+    costs one pass over memory and allocates nothing.
+    """
     T = e.shape[1]
-    g = e.clone()
+    g, buf = e.clone(), torch.empty_like(e)
     power = a.clone()  # a^(2^r)
     shift = 1
     while shift < T:
         # g_t <- g_t + a^shift * g_{t+shift}  (positions past the end contribute 0)
-        g = torch.cat([g[:, : T - shift] + power * g[:, shift:], g[:, T - shift :]], dim=1)
+        torch.addcmul(g[:, : T - shift], power, g[:, shift:], out=buf[:, : T - shift])
+        buf[:, T - shift :] = g[:, T - shift :]
+        g, buf = buf, g
         power = power * power
         shift *= 2
     return g
@@ -64,12 +70,23 @@ def forward_filter_parallel(u: torch.Tensor, f: torch.Tensor,
     After the scan ``F_t = f_0 ⋯ f_t``, so the initial state enters as ``F_t ⊙ c0``.
     """
     T = u.shape[1]
-    c = u.clone()
-    F = f.expand_as(u).clone()
+    F = f.expand_as(u)
+    if torch.is_grad_enabled() and (u.requires_grad or F.requires_grad):
+        c, shift = u, 1  # differentiable form (BPTT through the scan): fresh tensors per round
+        while shift < T:
+            c = torch.cat([c[:, :shift], c[:, shift:] + F[:, shift:] * c[:, :-shift]], dim=1)
+            F = torch.cat([F[:, :shift], F[:, shift:] * F[:, :-shift]], dim=1)
+            shift *= 2
+        return c if c0 is None else c + F * c0[:, None]
+    c, c_buf = u.clone(), torch.empty_like(u)
+    F, f_buf = F.clone(), torch.empty_like(u)
     shift = 1
     while shift < T:
-        c = torch.cat([c[:, :shift], c[:, shift:] + F[:, shift:] * c[:, :-shift]], dim=1)
-        F = torch.cat([F[:, :shift], F[:, shift:] * F[:, :-shift]], dim=1)
+        torch.addcmul(c[:, shift:], F[:, shift:], c[:, :-shift], out=c_buf[:, shift:])
+        c_buf[:, :shift] = c[:, :shift]
+        torch.mul(F[:, shift:], F[:, :-shift], out=f_buf[:, shift:])
+        f_buf[:, :shift] = F[:, :shift]
+        c, c_buf, F, f_buf = c_buf, c, f_buf, F
         shift *= 2
     return c if c0 is None else c + F * c0[:, None]
 
