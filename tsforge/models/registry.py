@@ -30,6 +30,7 @@ MODELS: dict[str, str] = {
     "dsf_rnn": "tsforge.models.dsf.forecasters:DSFRNNForecaster",
     "dsf_gru": "tsforge.models.dsf.forecasters:DSFGRUForecaster",
     "dsf_lstm": "tsforge.models.dsf.forecasters:DSFLSTMForecaster",
+    "diag_ssm": "tsforge.models.dsf.forecasters:DiagSSMForecaster",
     # online recurrent learners (no BPTT)
     "rtrl": "tsforge.models.online.learners:RTRLForecaster",
     "uoro": "tsforge.models.online.learners:UOROForecaster",

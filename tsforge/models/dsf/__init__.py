@@ -2,6 +2,12 @@
 
 BPTT propagates state errors backwards through the time-varying Jacobians
 ``J_t``; DSF replaces them by one fixed diagonal matrix ``A``, so the backward
-pass becomes the linear time-invariant filter ``g_t = e_t + a ⊙ g_{t+1}``,
-computed here with a log-depth parallel scan (:mod:`.scan`).
+pass becomes the linear time-invariant filter ``g_t = e_t + a ⊙ g_{t+1}``.
+
+- :mod:`.scan`: the filter as a log-depth parallel scan, with sequential references;
+- :mod:`.cells`: tanh RNN, GRU, LSTM and diagonal SSM cells as pure functions;
+- :mod:`.core`: the stacked streaming core and its window-form training forward;
+- :mod:`.trace`: the streaming trace form (eligibility traces, online gradient);
+- :mod:`.forecasters`: the registered models ``dsf_rnn``, ``dsf_gru``, ``dsf_lstm``,
+  ``diag_ssm``.
 """

@@ -1,133 +1,33 @@
-"""DSF-trained recurrent forecasters: ``dsf_rnn``, ``dsf_gru``, ``dsf_lstm``.
+"""DSF-trained forecasters: ``dsf_rnn``, ``dsf_gru``, ``dsf_lstm`` and ``diag_ssm``.
 
-Window form of DSF, per layer:
+``fit`` trains on windows of history with the window form of DSF
+(:class:`~tsforge.models.dsf.core.DSFCore`).  On the stream, ``learn_one`` keeps
+learning with the trace form (:class:`~tsforge.models.dsf.trace.TraceForm`): the
+same DSF gradient computed one reading at a time with memory that does not grow
+with the stream (``online_lr=0`` freezes the model after ``fit``).
 
-1. the fused PyTorch kernel runs the layer over the window without a graph
-   (for the LSTM the cell states are not exposed by the fused kernel, so that
-   layer's no-graph forward steps ``nn.LSTM`` one reading at a time);
-2. the previous states are shifted in and the cell is recomputed for all B·T
-   positions at once, as one batched *local* step whose only graph is that step;
-3. :class:`~tsforge.models.dsf.scan.FixedFeedback` replaces the state errors
-   reaching that step by ``g_t = e_t + a ⊙ g_{t+1}`` (parallel scan), so the
-   parameters and the layer's input (hence lower layers) receive DSF-filtered
-   signals.
-
-Feedback ``a``: ``"linspace"`` (evenly spread decay rates in [0, 1), the
-reference choice) or ``"logspace"`` (time constants 1 … seq_len spaced
-geometrically, ``a = exp(-1/τ)``, which spends more units on long memory).
-Inference is the ordinary recurrence, so export and streaming are unchanged.
+Online loss, as for the other online learners: after reading ``z_t`` the model
+forecasts ``z_{t+1..t+H}`` from its top output ``y_t``.  When ``z_t`` arrives, the
+k-step head is scored on the forecast it made from ``y_{t-1-k}`` (a ring buffer
+keeps the last H outputs); the recurrent stack learns from the one-step error
+through the traces, the longer heads as linear readouts of the stored outputs.
+Parameters change every reading and the traces are carried across those changes
+(the usual online approximation); the traces start from zero at ``fit``'s end.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
+import numpy as np
+
 from tsforge.errors import ConfigError
-from tsforge.models.dsf.scan import FixedFeedback
-from tsforge.models.recurrent import KINDS, RecurrentConfig, RecurrentForecaster, nn, torch
-
-
-def feedback(kind: str, n: int, horizon_len: int) -> torch.Tensor:
-    if kind == "linspace":
-        return torch.linspace(0.0, 1.0, n + 1)[:-1]
-    if kind == "logspace":
-        tau = torch.logspace(0.0, math.log10(max(horizon_len, 2)), n)
-        return torch.exp(-1.0 / tau)
-    raise ConfigError(f"feedback '{kind}' unknown; valid: linspace, logspace")
-
-
-def local_step(kind: str, x: torch.Tensor, state: Any, rnn: nn.Module) -> Any:
-    """One cell step for all positions at once, with the fused module's weights."""
-    w_ih, w_hh, b_ih, b_hh = rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0
-    if kind == "rnn":
-        return torch.tanh(x @ w_ih.T + b_ih + state @ w_hh.T + b_hh)
-    if kind == "gru":
-        i_r, i_z, i_n = (x @ w_ih.T + b_ih).chunk(3, -1)
-        h_r, h_z, h_n = (state @ w_hh.T + b_hh).chunk(3, -1)
-        r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
-        return (1 - z) * torch.tanh(i_n + r * h_n) + z * state
-    h, c = state
-    i, f, g, o = (x @ w_ih.T + b_ih + h @ w_hh.T + b_hh).chunk(4, -1)
-    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c_new), c_new
-
-
-class DSFCore(nn.Module):
-    """Stacked single-layer recurrences (optional residual connections) and an H-step head."""
-
-    def __init__(self, kind: str, n_channels: int, hidden: int, layers: int, horizon: int,
-                 a: torch.Tensor, residual: bool) -> None:
-        super().__init__()
-        self.kind, self.hidden, self.n_layers, self.residual = kind, hidden, layers, residual
-        self.rnns = nn.ModuleList(
-            KINDS[kind](n_channels if i == 0 else hidden, hidden, batch_first=True)
-            for i in range(layers))
-        self.head = nn.Linear(hidden, horizon)
-        self.register_buffer("a", a)
-
-    @property
-    def per_layer(self) -> int:
-        return self.hidden * (2 if self.kind == "lstm" else 1)
-
-    def initial_state(self, batch: int) -> torch.Tensor:
-        return torch.zeros(batch, self.n_layers * self.per_layer)
-
-    def _layer_state(self, state: torch.Tensor, i: int) -> Any:
-        s = state[:, i * self.per_layer : (i + 1) * self.per_layer]
-        if self.kind != "lstm":
-            return s[None].contiguous()
-        return s[None, :, : self.hidden].contiguous(), s[None, :, self.hidden :].contiguous()
-
-    def forward_sequence(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor,
-                                                                              torch.Tensor]:
-        """Ordinary inference: ``x (B, T, C)`` -> forecasts ``(B, T, H)``, final state."""
-        finals, inp = [], x
-        for i, rnn in enumerate(self.rnns):
-            out, last = rnn(inp, self._layer_state(state, i))
-            finals.append(torch.cat(last, -1)[0] if self.kind == "lstm" else last[0])
-            inp = out + inp if self.residual and i > 0 else out
-        return self.head(inp), torch.cat(finals, dim=1)
-
-    def forward(self, x_t: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor,
-                                                                       torch.Tensor]:
-        y, new_state = self.forward_sequence(x_t[:, None, :], state)
-        return y[:, 0], new_state
-
-    def dsf_sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """Training forward whose backward is DSF: forecasts ``(B, T, H)`` from zero state."""
-        B, T, _ = x.shape
-        n = self.hidden
-        inp = x
-        for i, rnn in enumerate(self.rnns):
-            with torch.no_grad():
-                seq_in = inp.detach()
-                if self.kind == "lstm":
-                    hs, cs = [], []
-                    h = c = torch.zeros(1, B, n, device=x.device)
-                    for t in range(T):
-                        _, (h, c) = rnn(seq_in[:, t : t + 1], (h, c))
-                        hs.append(h[0])
-                        cs.append(c[0])
-                    h_seq, c_seq = torch.stack(hs, 1), torch.stack(cs, 1)
-                else:
-                    h_seq, _ = rnn(seq_in)
-                zero = torch.zeros(B, 1, n, device=x.device, dtype=h_seq.dtype)
-                h_prev = torch.cat([zero, h_seq[:, :-1]], 1)
-                if self.kind == "lstm":
-                    c_prev = torch.cat([zero, c_seq[:, :-1]], 1)
-            flat_in = inp.reshape(B * T, -1)
-            if self.kind == "lstm":
-                h, c = local_step("lstm", flat_in, (h_prev.reshape(B * T, n),
-                                                    c_prev.reshape(B * T, n)), rnn)
-                both = torch.cat([h, c], -1).reshape(B, T, 2 * n)
-                out = FixedFeedback.apply(both, self.a)[..., :n]
-            else:
-                local = local_step(self.kind, flat_in, h_prev.reshape(B * T, n), rnn)
-                out = FixedFeedback.apply(local.reshape(B, T, n), self.a)
-            inp = out + inp if self.residual and i > 0 else out
-        return self.head(inp)
+from tsforge.models.dsf.cells import FEEDBACKS, feedback
+from tsforge.models.dsf.core import DSFCore
+from tsforge.models.dsf.trace import TraceForm
+from tsforge.models.online.optim import OnlineAdam
+from tsforge.models.recurrent import RecurrentConfig, RecurrentForecaster, torch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,13 +35,21 @@ class DSFConfig(RecurrentConfig):
     """Attributes
     ----------
     feedback
-        ``"linspace"`` (reference) or ``"logspace"``; see the module docstring.
-    residual
-        Residual connections between stacked layers.
+        Initial decay rates of the fixed feedback: ``"linspace"`` (evenly spread in
+        [0, 1), the reference choice), ``"logspace"`` (time constants 1 … seq_len) or
+        ``"zero"`` (fully truncated BPTT); see :func:`~tsforge.models.dsf.cells.feedback`.
+    residual, layer_norm
+        Residual connections between stacked layers; layer norm on each upper layer's input.
+    online_lr, online_lr_decay
+        Adam rate ``online_lr / (1 + online_lr_decay * sqrt(t))`` of ``learn_one``
+        (0 freezes the model after ``fit``).  Gradients are clipped at ``grad_clip``.
     """
 
     feedback: str = "linspace"
     residual: bool = True
+    layer_norm: bool = False
+    online_lr: float = 1e-4
+    online_lr_decay: float = 0.03
 
 
 class DSFForecaster(RecurrentForecaster):
@@ -149,14 +57,27 @@ class DSFForecaster(RecurrentForecaster):
 
     Config = DSFConfig
 
+    @property
+    def online(self) -> bool:  # type: ignore[override]
+        """True when ``learn_one`` updates the parameters (``online_lr > 0``)."""
+        return self.config.online_lr > 0
+
+    @classmethod
+    def test_params(cls) -> dict[str, Any]:
+        return {"hidden": 8, "layers": 2, "seq_len": 32, "epochs": 2, "batch_size": 32}
+
     def build_core(self, n_channels: int) -> DSFCore:
         c = self.config
         if c.tbptt is not None:
-            raise ConfigError("tbptt does not apply to DSF training; leave it unset")
+            raise ConfigError("tbptt does not apply to DSF training; leave it unset "
+                              "(feedback='zero' gives fully truncated BPTT)")
+        if c.feedback not in FEEDBACKS:
+            raise ConfigError(f"feedback '{c.feedback}' unknown; valid: {', '.join(FEEDBACKS)}")
+        if c.online_lr < 0:
+            raise ConfigError(f"online_lr must be >= 0, got {c.online_lr}")
         torch.manual_seed(c.seed)
-        n_a = c.hidden * (2 if self.kind == "lstm" else 1)
         return DSFCore(self.kind, n_channels, c.hidden, c.layers, c.horizon,
-                       feedback(c.feedback, n_a, c.seq_len), c.residual)
+                       feedback(c.feedback, c.hidden, c.seq_len), c.residual, c.layer_norm)
 
     def loss(self, core: DSFCore, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x, target, mask = batch
@@ -164,6 +85,84 @@ class DSFForecaster(RecurrentForecaster):
         pred = core.dsf_sequence(x)
         m = mask[:, burn:].to(pred.dtype)
         return (((pred[:, burn:] - target[:, burn:]) ** 2) * m).sum() / m.sum().clamp(min=1.0)
+
+    # ------------------------------------------------------------------ streaming
+    def _start_stream(self, Z: np.ndarray) -> None:
+        super()._start_stream(Z)
+        self._reset_online()
+
+    def _reset_online(self) -> None:
+        H, n = self.config.horizon, self.config.hidden
+        self.trace_ = TraceForm(self.core_, batch=1)
+        self.past_y_ = np.zeros((H, n))  # past_y_[k] = top output y_{t-k}
+        self.n_past_ = 0
+        size = sum(p.numel() for p in self.core_.parameters())
+        self.opt_ = OnlineAdam(size, self.config.online_lr, self.config.online_lr_decay,
+                               self.config.grad_clip)
+
+    def update(self, y: float, x: np.ndarray | None = None) -> None:
+        if not self.online:
+            super().update(y, x)
+            return
+        row, before = self._inputs(y, x), self.state_
+        super().update(y, x)  # checks the reading; the fused step gives state and forecast
+        with torch.no_grad():
+            top, _ = self.trace_.step(torch.as_tensor(row, dtype=torch.float64)[None], before)
+        self.past_y_ = np.roll(self.past_y_, 1, axis=0)
+        self.past_y_[0] = top[0].numpy()
+        self.n_past_ = min(self.n_past_ + 1, self.config.horizon)
+
+    def learn_one(self, y: float, x: np.ndarray | None = None) -> None:
+        if not self.online:
+            self.update(y, x)
+            return
+        if np.all(np.isfinite(self._inputs(y, x))):  # bad readings: update() raises
+            self._learn(float(y))
+        self.update(y, x)
+
+    def _learn(self, y: float) -> None:
+        """One optimiser step from the errors of the forecasts ``y`` settles."""
+        core = self.core_
+        V = core.head.weight.detach().double().numpy()
+        c = core.head.bias.detach().double().numpy()
+        grads = {name: np.zeros(p.shape) for name, p in core.named_parameters()}
+        for k in range(self.n_past_):
+            feat = self.past_y_[k]  # y_{t-1-k}: the output the k-step forecast came from
+            err = float(V[k] @ feat + c[k] - y)
+            grads["head.weight"][k] = err * feat
+            grads["head.bias"][k] = err
+            if k == 0:
+                e = torch.as_tensor(err * V[0])[None]
+                for name, g in self.trace_.gradient(e).items():
+                    grads[name] = g.numpy()
+        flat_g = np.concatenate([g.ravel() for g in grads.values()])
+        params = [p for _, p in core.named_parameters()]
+        flat = torch.nn.utils.parameters_to_vector(params).detach().double().numpy()
+        self.opt_.step(flat, flat_g)
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters(torch.as_tensor(flat, dtype=torch.float32),
+                                                params)
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, np.ndarray]:
+        state = super().state_dict()
+        if state and self.online:
+            state.update({f"trace/{k}": v.numpy() for k, v in self.trace_.state_dict().items()})
+            state.update(self.opt_.state_dict("opt/"))
+            state["past_y"] = self.past_y_.copy()
+            state["n_past"] = np.array(self.n_past_)
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        super().load_state_dict(state)
+        if not state or not self.online:
+            return
+        self._reset_online()
+        self.trace_.load_state_dict({k[len("trace/"):]: v for k, v in state.items()
+                                     if k.startswith("trace/")})
+        self.opt_.load_state_dict(state, "opt/")
+        self.past_y_ = np.array(state["past_y"], dtype=np.float64)
+        self.n_past_ = int(state["n_past"])
 
 
 class DSFRNNForecaster(DSFForecaster):
@@ -181,8 +180,19 @@ class DSFGRUForecaster(DSFForecaster):
 
 
 class DSFLSTMForecaster(DSFForecaster):
-    """LSTM (state [h, c], feedback of size 2n) trained with DSF."""
+    """LSTM (state [h, c]) trained with DSF; only the ``h`` half of the feedback acts."""
 
     name = "dsf_lstm"
     kind = "lstm"
 
+
+class DiagSSMForecaster(DSFForecaster):
+    """Stacked diagonal state-space cells ``h_t = a ⊙ h_{t-1} + (1-a) ⊙ tanh(W x_t + b)``.
+
+    The feedback of each layer is its own (trained) transition ``a``, so DSF
+    training is exactly BPTT here, at the cost of a parallel scan.  ``feedback``
+    sets the initial rates.
+    """
+
+    name = "diag_ssm"
+    kind = "diag"
