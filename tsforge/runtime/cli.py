@@ -1,21 +1,27 @@
-"""``tsforge-edge``: serve an exported model on a box with numpy and onnxruntime only.
+"""``tsforge-edge``: serve a bundle on a box with numpy and onnxruntime only.
 
-Reads readings as CSV lines ``timestamp,sensor,value[,covariate...]`` from a
-file or standard input (a header line is optional), writes one line per
-reading ``timestamp,sensor,step_1,...,step_H`` with the forecast in engineering
-units (with ``--intervals``, then ``lower_<level>_step_h`` and
-``upper_<level>_step_h`` columns, empty while a sensor's residual windows warm
-up).  Lines that cannot be parsed go to a dead-letter file (or standard error)
-with the reason; the stream keeps running.
+``tsforge-edge run BUNDLE`` verifies the bundle (every checksum) and reads
+readings ``timestamp,sensor,value[,covariate...]`` from standard input, a CSV
+file, a followed file (``tail:PATH``), a local socket (``tcp://HOST:PORT``) or
+Kafka (``kafka://HOST:PORT/TOPIC``, kafka-python needed).  It writes one row per
+reading ``timestamp,sensor,step_1,...,step_H`` in engineering units (with
+``--intervals`` also ``lower_<level>_step_h``/``upper_<level>_step_h``, empty while
+a sensor's residual windows warm up) to standard output, a CSV file or Kafka.
+
+Bad readings never stop the stream: a line that cannot be parsed, or a first
+reading that is not finite, goes to the dead-letter file (or standard error)
+with the reason; a NaN/inf reading later on is imputed by the model's own
+forecast and counted.  Rollbacks and saved versions are reported as JSON lines
+on the events file (standard error by default).  ``tsforge-edge verify BUNDLE``
+only checks the bundle.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
+import json
 import sys
-from pathlib import Path
 from typing import IO
 
 from tsforge.errors import TsforgeError
@@ -24,83 +30,124 @@ from tsforge.errors import TsforgeError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tsforge-edge",
-        description="Torch-free streaming inference of a tsforge ONNX artifact.",
+        description="Torch-free streaming inference of a tsforge bundle or ONNX artifact.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    run = sub.add_parser("run", help="stream readings through a model and print forecasts")
-    run.add_argument("model", help="model.onnx (its manifest model.json must sit beside it)")
-    run.add_argument("--input", default="-", help="CSV of readings, '-' for standard input")
-    run.add_argument("--output", default="-", help="CSV of forecasts, '-' for standard output")
+    run = sub.add_parser("run", help="stream readings through a model and write forecasts")
+    run.add_argument("model", help="bundle folder (tsforge export --bundle) or model.onnx "
+                                   "with its manifest model.json beside it")
+    run.add_argument("--input", default="-",
+                     help="'-' (stdin), CSV path, tail:PATH, tcp://HOST:PORT or "
+                          "kafka://HOST:PORT/TOPIC")
+    run.add_argument("--output", default="-",
+                     help="'-' (stdout), CSV path or kafka://HOST:PORT/TOPIC")
     run.add_argument("--dead-letter", default=None,
-                     help="file for unparseable lines (default: standard error)")
+                     help="file for unusable readings (default: standard error)")
+    run.add_argument("--events", default=None,
+                     help="file for rollback/save events as JSON lines (default: standard error)")
     run.add_argument("--threads", type=int, default=1,
                      help="onnxruntime threads (1 = lowest latency)")
     run.add_argument("--intervals", action="store_true",
                      help="also write the conformal prediction intervals of every forecast")
+    run.add_argument("--int8", action="store_true", help="serve the bundle's int8 step")
+    run.add_argument("--adapt", action="store_true",
+                     help="keep learning on the device with the bundle's online learner")
+    run.add_argument("--save-every", type=int, default=0, metavar="N",
+                     help="with --adapt: write a new bundle version every N readings and at "
+                          "the end of the stream (0: only at the end)")
+    run.add_argument("--no-rollback", action="store_true",
+                     help="do not shadow the previous version or roll back to it")
+    run.add_argument("--max-idle", type=float, default=None, metavar="SECONDS",
+                     help="stop a tail/tcp/kafka input after this long without data")
+    run.add_argument("--group", default=None, help="Kafka consumer group (kafka:// input)")
+    verify = sub.add_parser("verify", help="check a bundle's checksums and print its index")
+    verify.add_argument("model", help="bundle folder")
     return parser
 
 
-def _open(path: str, mode: str) -> IO[str]:
-    if path == "-":
-        return sys.stdin if "r" in mode else sys.stdout
-    return open(path, mode, newline="")
+def _header(service) -> list[str]:
+    steps = [f"step_{h + 1}" for h in range(service.horizon)]
+    return ["timestamp", "sensor", *steps] + [
+        f"{side}_{lvl:g}_{s}" for lvl in service.interval_levels
+        for side in ("lower", "upper") for s in steps]
 
 
-def run_stream(model: str, source: IO[str], sink: IO[str], dead: IO[str], threads: int = 1,
-               intervals: bool = False) -> int:
-    """Serve every line of ``source``; return the number of dead-lettered lines."""
-    from tsforge.runtime.streaming import StreamingRuntime
+def run_stream(args: argparse.Namespace, dead: IO[str], events: IO[str]) -> int:
+    """Serve every reading of ``args.input``; return the number of dead-lettered readings."""
+    from tsforge.runtime.service import EdgeService
+    from tsforge.runtime.sources import Sink, open_source
 
-    runtime = StreamingRuntime(model, threads=threads, intervals=intervals)
-    steps = [f"step_{h + 1}" for h in range(runtime.horizon)]
-    levels = runtime.interval_levels if intervals else ()
-    writer = csv.writer(sink)
-    writer.writerow(["timestamp", "sensor", *steps]
-                    + [f"{side}_{lvl:g}_{s}" for lvl in levels for side in ("lower", "upper")
-                       for s in steps])
-    n_dead = 0
-    for lineno, row in enumerate(csv.reader(source), start=1):
-        if not row or (lineno == 1 and row[0].strip().lower() in ("timestamp", "time", "ts")):
-            continue
-        try:
-            if len(row) < 3:
-                raise ValueError("expected timestamp,sensor,value[,covariates...]")
-            values = [float(v) for v in row[2:]]
-            forecast = runtime.push_with_intervals(row[1], values[0], values[1:] or None)
-        except (ValueError, TsforgeError) as exc:
-            n_dead += 1
-            dead.write(f"line {lineno}: {exc}: {','.join(row)}\n")
-            continue
-        cells = [f"{v:.6g}" for v in forecast.mean]
-        for lvl in levels:
-            band = forecast.intervals.get(lvl)
-            for side in (0, 1):
-                cells += [f"{v:.6g}" for v in band[side]] if band else [""] * len(steps)
-        writer.writerow([row[0], row[1], *cells])
-    sink.flush()
+    service = EdgeService(args.model, threads=args.threads, intervals=args.intervals,
+                          int8=args.int8, adapt=args.adapt, rollback=not args.no_rollback)
+    sink = Sink(args.output, _header(service))
+    n_dead, n_seen, n_events = 0, 0, 0
+    try:
+        for lineno, row in enumerate(open_source(args.input, max_idle=args.max_idle,
+                                                 group=args.group), start=1):
+            if row and row[0].strip().lower() in ("timestamp", "time", "ts"):
+                continue
+            try:
+                if len(row) < 3:
+                    raise ValueError("expected timestamp,sensor,value[,covariates...]")
+                values = [float(v) for v in row[2:]]
+                forecast = service.push(row[1], values[0], values[1:] or None)
+            except (ValueError, TsforgeError) as exc:
+                n_dead += 1
+                dead.write(f"reading {lineno}: {exc}: {','.join(row)}\n")
+                continue
+            cells = [f"{v:.9g}" for v in forecast.mean]
+            for lvl in service.interval_levels:
+                band = forecast.intervals.get(lvl)
+                for side in (0, 1):
+                    cells += [f"{v:.9g}" for v in band[side]] if band else [""] * service.horizon
+            sink.write([row[0], row[1], *cells], {"model_version": service.serving})
+            n_seen += 1
+            if args.adapt and args.save_every and n_seen % args.save_every == 0 \
+                    and not (service.guard and service.guard.rolled_back):
+                service.save()
+            n_events = _flush_events(service, events, n_events)
+        if args.adapt and service.runtime.learned and \
+                not (service.guard and service.guard.rolled_back):
+            service.save()
+    finally:
+        sink.close()
+        _flush_events(service, events, n_events)
     return n_dead
+
+
+def _flush_events(service, events: IO[str], done: int) -> int:
+    for event in service.events[done:]:
+        events.write(json.dumps(event) + "\n")
+        events.flush()
+    return len(service.events)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tsforge-edge`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command != "run":
+    if args.command is None:
         parser.print_help()
         return 0
     try:
+        if args.command == "verify":
+            from tsforge.runtime.bundle import verify_bundle
+
+            index = verify_bundle(args.model)
+            print(json.dumps({k: index[k] for k in ("version", "current", "previous", "model",
+                                                    "sensor")}))
+            return 0
         with contextlib.ExitStack() as stack:
-            source = stack.enter_context(_open(args.input, "r"))
-            sink = stack.enter_context(_open(args.output, "w"))
             dead = stack.enter_context(open(args.dead_letter, "a")) if args.dead_letter \
                 else sys.stderr
-            n_dead = run_stream(args.model, source, sink, dead, args.threads, args.intervals)
+            events = stack.enter_context(open(args.events, "a")) if args.events else sys.stderr
+            n_dead = run_stream(args, dead, events)
     except TsforgeError as exc:
         print(f"tsforge-edge: error: {exc}", file=sys.stderr)
         return 2
     if n_dead:
-        where = Path(args.dead_letter) if args.dead_letter else "standard error"
-        print(f"tsforge-edge: {n_dead} line(s) sent to {where}", file=sys.stderr)
+        where = args.dead_letter or "standard error"
+        print(f"tsforge-edge: {n_dead} reading(s) sent to {where}", file=sys.stderr)
     return 0
 
 

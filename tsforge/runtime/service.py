@@ -1,0 +1,133 @@
+"""One edge deployment: a verified bundle served per reading, with rollback and adaptation.
+
+:class:`EdgeService` ties the pieces together for ``tsforge-edge run``:
+
+- the current version's :class:`~tsforge.runtime.streaming.StreamingRuntime`;
+- the previous version in its shadow and a :class:`~tsforge.runtime.rollback.RollbackGuard`
+  that switches serving back to it when the live errors say so (and, with
+  ``persist_rollback``, records the switch in ``bundle.json`` so a restart keeps it);
+- with ``adapt``, the bundle's online learner serving and learning for its sensor,
+  and :meth:`save` writing what it learned as a new bundle version.
+
+A plain ``model.onnx`` (with its manifest) is served too, without rollback or adaptation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tsforge.errors import ArtifactError, ConfigError
+from tsforge.models.base import Forecast
+from tsforge.runtime import bundle as layout
+from tsforge.runtime.rollback import RollbackGuard
+from tsforge.runtime.streaming import StreamingRuntime
+
+
+class EdgeService:
+    """Serve a bundle (or a bare ONNX artifact) one reading at a time.
+
+    Parameters
+    ----------
+    path
+        Bundle folder or ``model.onnx``.
+    threads, intervals
+        As for :class:`StreamingRuntime`.
+    int8
+        Serve the bundle's int8 step instead of the float32 one.
+    adapt
+        Keep learning on the device with the bundle's online learner.
+    rollback
+        Shadow the previous version and roll back when it does better (bundles
+        that keep one).  ``rule`` replaces the default decision rule.
+    persist_rollback
+        Record a rollback in ``bundle.json`` (the previous version becomes current).
+    """
+
+    def __init__(self, path: str | Path, *, threads: int = 1, intervals: bool = False,
+                 int8: bool = False, adapt: bool = False, rollback: bool = True,
+                 rule: Any = None, persist_rollback: bool = True) -> None:
+        path = Path(path)
+        self.bundle: layout.Bundle | None = None
+        self.persist_rollback = persist_rollback
+        self.events: list[dict[str, Any]] = []
+        learner, shadow = None, None
+        if layout.is_bundle(path):
+            self.bundle = layout.load_bundle(path, threads=threads, int8=int8)
+            artifact = self.bundle.current
+            if adapt:
+                learner = self._load_learner()
+            if rollback and self.bundle.previous is not None:
+                shadow = StreamingRuntime(self.bundle.previous, intervals=intervals)
+        else:
+            if adapt or int8:
+                raise ConfigError("--adapt and --int8 need a bundle folder (tsforge export "
+                                  "--bundle OUT), not a single .onnx file")
+            artifact = path
+        self.runtime = StreamingRuntime(artifact, threads=threads, intervals=intervals,
+                                        learner=learner)
+        self.guard = RollbackGuard(self.runtime, shadow, rule) if shadow is not None else None
+
+    def _load_learner(self) -> Any:
+        from tsforge.models.base import load_forecaster
+
+        assert self.bundle is not None
+        if self.bundle.learner_path is None:
+            raise ArtifactError(
+                f"bundle {self.bundle.root} version {self.bundle.index['current']} carries no "
+                "online learner; on-device adaptation needs an esn, rtrl or uoro (cell 'rnn') "
+                "model exported with `tsforge export ... --bundle OUT`"
+            )
+        return load_forecaster(self.bundle.learner_path)
+
+    @property
+    def horizon(self) -> int:
+        return self.runtime.horizon
+
+    @property
+    def interval_levels(self) -> tuple[float, ...]:
+        return self.runtime.interval_levels
+
+    @property
+    def serving(self) -> str:
+        """Which version answers: the bundle folder name, or the artifact path."""
+        if self.bundle is None:
+            return str(self.runtime.artifact.path)
+        return str(self.guard.active.artifact.path.parent.name if self.guard is not None
+                   else self.bundle.index["current"])
+
+    def push(self, sensor: str, y: float, x: Any = None) -> Forecast:
+        """Serve one reading; return the served model's forecast (with intervals if on)."""
+        if self.guard is None:
+            return self.runtime.push_with_intervals(sensor, y, x)
+        was_rolled_back = self.guard.rolled_back
+        self.guard.observe(sensor, y)
+        self.runtime.push(sensor, y, x)
+        self.guard.previous.push(sensor, y, x)
+        if self.guard.rolled_back and not was_rolled_back:
+            self._on_rollback()
+        return self.guard.active.forecast(sensor)
+
+    def _on_rollback(self) -> None:
+        assert self.bundle is not None and self.guard is not None
+        event = {**(self.guard.event or {}), "serving": self.bundle.index["previous"]}
+        if self.persist_rollback:
+            self.bundle.index = layout.promote_previous(self.bundle.root, event)
+            event["persisted"] = True
+        self.events.append(event)
+
+    def save(self) -> dict[str, Any]:
+        """Write the learner as a new bundle version (refused after a rollback)."""
+        from tsforge.runtime.writeback import save_adapted
+
+        if self.bundle is None or self.runtime.learner is None:
+            raise ConfigError("saving needs a bundle served with adapt=True (--adapt)")
+        if self.guard is not None and self.guard.rolled_back:
+            raise ConfigError("the adapted model was rolled back; it is not written as a version")
+        index = save_adapted(self.bundle, self.runtime)
+        self.bundle.index = index
+        event = {"event": "saved", "version": index["current"],
+                 "readings_learned": self.runtime.learned}
+        self.runtime.learned = 0
+        self.events.append(event)
+        return event
