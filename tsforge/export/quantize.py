@@ -11,6 +11,7 @@ transformed units the model works in and relative to the float32 forecasts' spre
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,13 @@ def quantize_step(onnx_path: str | Path, out_path: str | Path, inputs: np.ndarra
 
     onnx_path, out_path = Path(onnx_path), Path(out_path)
     tmp = out_path.with_suffix(".tmp.onnx")
-    quantize_dynamic(onnx_path, tmp, weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process applies to image models, not here
+    try:
+        quantize_dynamic(onnx_path, tmp, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
     atomic_write_bytes(out_path, tmp.read_bytes())
     tmp.unlink(missing_ok=True)
     opts = ort.SessionOptions()
