@@ -52,3 +52,29 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Flush a directory entry (a rename or a new file inside it) to disk."""
+    dir_fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def durable_copy(src: str | Path, dst: str | Path) -> str:
+    """Copy ``src`` to ``dst`` (a new file), fsync it and return the SHA-256 of what was read.
+
+    Used to fill a private staging directory, which is renamed into place as a whole; the
+    digest is of the bytes actually written, so a source changing mid-copy is caught by
+    the later verification rather than recorded as valid.
+    """
+    h = hashlib.sha256()
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
+        for chunk in iter(lambda: fin.read(1 << 20), b""):
+            h.update(chunk)
+            fout.write(chunk)
+        fout.flush()
+        os.fsync(fout.fileno())
+    return h.hexdigest()

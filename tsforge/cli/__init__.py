@@ -23,6 +23,7 @@ COMMANDS: list[str] = [
     "backtest",
     "export",
     "models_available",
+    "models",
 ]
 
 EPILOG = """examples:
@@ -31,6 +32,8 @@ EPILOG = """examples:
   tsforge backtest data.csv --target OT --horizon 24 --models naive,seasonal_naive,mlp
   tsforge backtest data.csv --target OT --models naive,ets,arima,snarimax,holt_winters --levels 0.9
   tsforge export data.csv --target OT --model mlp --out model.onnx
+  tsforge models register --onnx model.onnx --metrics '{"mae": 0.4}' --promote
+  tsforge models list; tsforge models rollback; tsforge models verify
 """
 
 __all__ = ["COMMANDS", "build_parser", "interval_config", "main"]

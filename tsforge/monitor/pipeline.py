@@ -1,0 +1,145 @@
+"""Serve the registry's champion on a stream with the monitor deciding promote/rollback.
+
+:class:`MonitoredServing` runs the champion, the previous champion and an optional
+shadow challenger side by side on the same stream (each an ONNX
+:class:`~tsforge.runtime.StreamingRuntime`, torch-free), scores each one's forecast of
+the next reading when it arrives, feeds the errors to a
+:class:`~tsforge.monitor.Monitor`, applies its switch events to the
+:class:`~tsforge.registry.Registry`, and serves the forecast of whichever version is
+champion after the reading.  Because every model keeps running on the whole stream, a
+rollback serves exactly the forecasts the earlier model would have served alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tsforge.errors import ArtifactError
+from tsforge.models.base import Forecast
+from tsforge.monitor.events import MonitorConfig, MonitorEvent
+from tsforge.monitor.monitor import Monitor
+
+log = logging.getLogger("tsforge.monitor")
+
+
+@dataclass
+class ServingReport:
+    """What :meth:`MonitoredServing.run` served and decided.
+
+    ``forecasts[t]`` is the forecast (shape ``(H,)``) served after reading ``t`` and
+    ``versions[t]`` the version that produced it.
+    """
+
+    forecasts: np.ndarray
+    versions: list[str]
+    events: list[MonitorEvent] = field(default_factory=list)
+
+    def switches(self) -> list[MonitorEvent]:
+        return [e for e in self.events if e.switches]
+
+
+class MonitoredServing:
+    """Champion + previous + shadow challenger of one sensor, with automatic switching.
+
+    Parameters
+    ----------
+    registry
+        The :class:`~tsforge.registry.Registry` naming champion and previous version;
+        every model is loaded from it (checksums verified, ONNX only).
+    sensor
+        Sensor name passed to the runtimes (the exported sensor continues its state).
+    challenger
+        Version to run in shadow (promotion candidate), or None.
+    config
+        The monitor's rule.
+    apply_to_registry
+        Write promote/rollback decisions to the registry (True) or only serve them.
+    """
+
+    def __init__(self, registry: Any, sensor: str, *, challenger: str | None = None,
+                 config: MonitorConfig | None = None, apply_to_registry: bool = True,
+                 threads: int = 1) -> None:
+        from tsforge.runtime.streaming import StreamingRuntime
+
+        self.registry = registry
+        self.sensor = sensor
+        self.apply_to_registry = apply_to_registry
+        champion = registry.champion
+        if champion is None:
+            raise ArtifactError(f"registry {registry.root} has no champion to serve; promote one")
+        self.runtimes: dict[str, StreamingRuntime] = {
+            champion: StreamingRuntime(registry.load_artifact(champion, threads=threads))}
+        previous = registry.previous
+        if previous is not None:
+            try:
+                self.runtimes[previous] = StreamingRuntime(
+                    registry.load_artifact(previous, threads=threads))
+            except ArtifactError as exc:  # serve on, without a rollback target
+                log.warning("previous version %s not loaded, rollback disabled: %s",
+                            previous, exc)
+                previous = None
+        if challenger is not None:
+            self.runtimes[challenger] = StreamingRuntime(
+                registry.load_artifact(challenger, threads=threads))
+        self.monitor = Monitor(champion, previous, challenger, config)
+        self._last: dict[str, Forecast] = {}
+
+    @property
+    def champion(self) -> str:
+        """The version whose forecasts are served now."""
+        return self.monitor.champion
+
+    def push(self, y: float, x: Any = None, *, drift: bool = False,
+             timestamp: float | None = None) -> tuple[np.ndarray, list[MonitorEvent]]:
+        """Score the pending forecasts on reading ``y``, decide, then forecast from it.
+
+        Returns the served forecast and the monitor's events of this reading.
+        """
+        errors = {v: float(f.mean[0]) - float(y) for v, f in self._last.items()}
+        covered = self._covered(y)
+        events = self.monitor.observe(errors, covered=covered, drift=drift,
+                                      timestamp=timestamp)
+        for event in events:
+            if event.switches:
+                self._apply(event)
+        for version, rt in self.runtimes.items():
+            rt.push(self.sensor, y, x)
+            self._last[version] = rt.forecast(self.sensor)
+        return self._last[self.champion].mean.copy(), events
+
+    def run(self, ys: Any, xs: Any = None, *, drift: Any = None,
+            timestamps: Any = None) -> ServingReport:
+        """Serve a whole stream (arrays) and collect forecasts, versions and events."""
+        ys = np.asarray(ys, dtype=np.float64)
+        out, versions, events = [], [], []
+        for t in range(ys.shape[0]):
+            f, ev = self.push(ys[t], None if xs is None else xs[t],
+                              drift=False if drift is None else bool(drift[t]),
+                              timestamp=None if timestamps is None else float(timestamps[t]))
+            out.append(f)
+            versions.append(self.champion)
+            events += ev
+        return ServingReport(np.asarray(out), versions, events)
+
+    def _covered(self, y: float) -> bool | None:
+        level = self.monitor.config.coverage_level
+        last = self._last.get(self.champion)
+        if level is None or last is None or level not in last.intervals:
+            return None
+        lo, hi = last.intervals[level]
+        return bool(lo[0] <= y <= hi[0])
+
+    def _apply(self, event: MonitorEvent) -> None:
+        if self.apply_to_registry:
+            self.registry.apply(event)
+        if event.kind == "rollback":
+            self.runtimes.pop(event.from_version, None)
+            self._last.pop(event.from_version, None)
+            earlier = self.registry.previous if self.apply_to_registry else None
+            if earlier in self.runtimes:  # only a model that ran on this stream
+                self.monitor.set_previous(earlier)
+        log.info("serving %s after %s", self.monitor.champion, event.kind)
