@@ -18,7 +18,6 @@ from tsforge.models.transformed import TransformedForecaster
 from tsforge.preprocess.transforms import TransformChain
 from tsforge.runtime import EdgeService, load_bundle, verify_bundle
 from tsforge.runtime.cli import main as edge_main
-from tsforge.runtime.rollback import ErrorRatioRule
 
 CHAIN = [{"kind": "difference"}, {"kind": "scale"}]
 
@@ -129,27 +128,34 @@ def test_bad_readings_follow_the_policy(tmp_path, y):
     assert len(dead.strip().splitlines()) == 4
 
 
-def test_rollback_to_the_previous_version_on_live_errors(two_versions, y, tmp_path):
+def test_rollback_to_the_previous_version_on_live_errors(two_versions, y):
     service = EdgeService(two_versions)
     previous_only = EdgeService(two_versions / "v0001" / "model.onnx")
-    for t in range(600, 700):
+    for t in range(600, 760):
         out = service.push("m", y[t]).mean
         ref = previous_only.push("m", y[t]).mean
     assert service.guard.rolled_back and service.serving == "v0001"
     np.testing.assert_allclose(out, ref)  # now served by the previous version
-    event = service.events[0]
-    assert event["event"] == "rollback" and event["mae_current"] > event["mae_previous"]
+    kinds = [e["event"] for e in service.events]
+    assert kinds[0] == "alarm" and "rollback" in kinds
+    event = service.events[kinds.index("rollback")]
+    assert event["metrics"]["ratio_champion_previous"] > 1.1 and event["persisted"]
+    assert event["from_version"] == "v0002" and event["to_version"] == "v0001"
     index = verify_bundle(two_versions)  # persisted: a restart serves v0001
     assert (index["current"], index["previous"]) == ("v0001", "v0002")
     assert index["rollbacks"][0]["from"] == "v0002"
 
 
-def test_rollback_rule_needs_evidence():
-    rule = ErrorRatioRule(window=10, min_pairs=5, ratio=1.5)
-    assert not any(rule.update(2.0, 1.0) for _ in range(4))  # too few pairs yet
-    assert rule.update(2.0, 1.0)
-    rule = ErrorRatioRule(window=10, min_pairs=5, ratio=1.5)
-    assert not any(rule.update(1.2, 1.0) for _ in range(20))  # within the ratio
+def test_no_rollback_when_the_current_version_is_as_good(tmp_path, y):
+    root = tmp_path / "b"
+    for _ in range(2):
+        export_bundle(TransformedForecaster(create("naive", horizon=2)).fit(y[:600]), root,
+                      sensor="m", parity_steps=20)
+    service = EdgeService(root, monitor={"window": 60, "min_readings": 20, "patience": 3})
+    for t in range(600, 800):
+        service.push("m", y[t])
+    assert not service.guard.rolled_back and service.serving == "v0002"
+    assert not [e for e in service.events if e["event"] == "rollback"]
 
 
 def test_int8_step_is_served_with_its_reported_cost(tmp_path, y):

@@ -21,10 +21,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 from typing import IO
 
-from tsforge.errors import TsforgeError
+from tsforge.errors import ConfigError, TsforgeError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "the end of the stream (0: only at the end)")
     run.add_argument("--no-rollback", action="store_true",
                      help="do not shadow the previous version or roll back to it")
+    run.add_argument("--monitor", default="{}", metavar="JSON",
+                     help='rollback rule settings (tsforge.monitor.MonitorConfig), e.g. '
+                          '\'{"window": 288, "rollback_margin": 0.1}\'')
     run.add_argument("--max-idle", type=float, default=None, metavar="SECONDS",
                      help="stop a tail/tcp/kafka input after this long without data")
     run.add_argument("--group", default=None, help="Kafka consumer group (kafka:// input)")
@@ -78,7 +82,8 @@ def run_stream(args: argparse.Namespace, dead: IO[str], events: IO[str]) -> int:
     from tsforge.runtime.sources import Sink, open_source
 
     service = EdgeService(args.model, threads=args.threads, intervals=args.intervals,
-                          int8=args.int8, adapt=args.adapt, rollback=not args.no_rollback)
+                          int8=args.int8, adapt=args.adapt, rollback=not args.no_rollback,
+                          monitor=_json_object(args.monitor, "--monitor"))
     sink = Sink(args.output, _header(service))
     n_dead, n_seen, n_events = 0, 0, 0
     try:
@@ -115,9 +120,29 @@ def run_stream(args: argparse.Namespace, dead: IO[str], events: IO[str]) -> int:
     return n_dead
 
 
+def _json_object(text: str, flag: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{flag} is not valid JSON ({exc}); example: "
+                          '\'{"window": 288}\'') from exc
+    if not isinstance(value, dict):
+        raise ConfigError(f"{flag} must be a JSON object")
+    return value
+
+
+def _finite(value):
+    """JSON-safe copy: non-finite floats (an infinite error ratio) become null."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _flush_events(service, events: IO[str], done: int) -> int:
     for event in service.events[done:]:
-        events.write(json.dumps(event) + "\n")
+        events.write(json.dumps(_finite(event), default=str) + "\n")
         events.flush()
     return len(service.events)
 

@@ -4,7 +4,7 @@
 
 - the current version's :class:`~tsforge.runtime.streaming.StreamingRuntime`;
 - the previous version in its shadow and a :class:`~tsforge.runtime.rollback.RollbackGuard`
-  that switches serving back to it when the live errors say so (and, with
+  whose monitor switches serving back to it when the live errors say so (and, with
   ``persist_rollback``, records the switch in ``bundle.json`` so a restart keeps it);
 - with ``adapt``, the bundle's online learner serving and learning for its sensor,
   and :meth:`save` writing what it learned as a new bundle version.
@@ -38,15 +38,16 @@ class EdgeService:
     adapt
         Keep learning on the device with the bundle's online learner.
     rollback
-        Shadow the previous version and roll back when it does better (bundles
-        that keep one).  ``rule`` replaces the default decision rule.
+        Shadow the previous version and roll back when the monitor says so (bundles
+        that keep one).  ``monitor`` holds :class:`~tsforge.monitor.MonitorConfig`
+        settings (defaults when None).
     persist_rollback
         Record a rollback in ``bundle.json`` (the previous version becomes current).
     """
 
     def __init__(self, path: str | Path, *, threads: int = 1, intervals: bool = False,
                  int8: bool = False, adapt: bool = False, rollback: bool = True,
-                 rule: Any = None, persist_rollback: bool = True) -> None:
+                 monitor: dict[str, Any] | None = None, persist_rollback: bool = True) -> None:
         path = Path(path)
         self.bundle: layout.Bundle | None = None
         self.persist_rollback = persist_rollback
@@ -57,8 +58,9 @@ class EdgeService:
             artifact = self.bundle.current
             if adapt:
                 learner = self._load_learner()
-            if rollback and self.bundle.previous is not None:
-                shadow = StreamingRuntime(self.bundle.previous, intervals=intervals)
+            previous = self.bundle.previous
+            if rollback and previous is not None and _compatible(artifact, previous):
+                shadow = StreamingRuntime(previous, intervals=intervals)
         else:
             if adapt or int8:
                 raise ConfigError("--adapt and --int8 need a bundle folder (tsforge export "
@@ -66,7 +68,14 @@ class EdgeService:
             artifact = path
         self.runtime = StreamingRuntime(artifact, threads=threads, intervals=intervals,
                                         learner=learner)
-        self.guard = RollbackGuard(self.runtime, shadow, rule) if shadow is not None else None
+        self.guard = None
+        if shadow is not None:
+            from tsforge.monitor import MonitorConfig
+
+            assert self.bundle is not None
+            names = (self.bundle.index["current"], self.bundle.index["previous"])
+            self.guard = RollbackGuard(self.runtime, shadow, names,
+                                       MonitorConfig.from_dict(monitor or {}))
 
     def _load_learner(self) -> Any:
         from tsforge.models.base import load_forecaster
@@ -100,21 +109,17 @@ class EdgeService:
         """Serve one reading; return the served model's forecast (with intervals if on)."""
         if self.guard is None:
             return self.runtime.push_with_intervals(sensor, y, x)
-        was_rolled_back = self.guard.rolled_back
-        self.guard.observe(sensor, y)
+        seen = len(self.guard.events)
+        triggered = self.guard.observe(sensor, y)
         self.runtime.push(sensor, y, x)
         self.guard.previous.push(sensor, y, x)
-        if self.guard.rolled_back and not was_rolled_back:
-            self._on_rollback()
+        self.events += self.guard.events[seen:]
+        if triggered and self.persist_rollback:
+            assert self.bundle is not None
+            self.bundle.index = layout.promote_previous(
+                self.bundle.root, {"reason": self.events[-1]["reason"]})
+            self.events[-1]["persisted"] = True
         return self.guard.active.forecast(sensor)
-
-    def _on_rollback(self) -> None:
-        assert self.bundle is not None and self.guard is not None
-        event = {**(self.guard.event or {}), "serving": self.bundle.index["previous"]}
-        if self.persist_rollback:
-            self.bundle.index = layout.promote_previous(self.bundle.root, event)
-            event["persisted"] = True
-        self.events.append(event)
 
     def save(self) -> dict[str, Any]:
         """Write the learner as a new bundle version (refused after a rollback)."""
@@ -131,3 +136,8 @@ class EdgeService:
         self.runtime.learned = 0
         self.events.append(event)
         return event
+
+
+def _compatible(a: Any, b: Any) -> bool:
+    """Whether two artifacts can shadow each other (same horizon and inputs)."""
+    return a.horizon == b.horizon and a.n_channels == b.n_channels
