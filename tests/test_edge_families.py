@@ -7,7 +7,9 @@ ONNX step computes in float32, the library partly in float64).
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +27,7 @@ from tsforge.runtime import EdgeService
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = [n for n in available() if model_class(n).exportable]
 CHAIN = [{"kind": "difference"}, {"kind": "scale"}]
-FIT, STREAM = 700, 150
+FIT, STREAM = 700, 120
 TOL = 1e-4
 
 
@@ -47,7 +49,7 @@ def family_bundles(tmp_path_factory):
     out = {}
     for name in FAMILIES:
         model = TransformedForecaster(build(name), CHAIN).fit(y[:FIT])
-        export_bundle(model, root / name, sensor="machine-temp", parity_steps=200)
+        export_bundle(model, root / name, sensor="machine-temp", parity_steps=100)
         refs = []
         for t in range(FIT, FIT + STREAM):
             # the runtime serves the exported weights: online learners do not learn here
@@ -108,3 +110,18 @@ def test_fresh_torch_free_venv_serves_every_family(family_bundles, tmp_path):
         rows = out.read_text().strip().splitlines()[1:]
         served = np.asarray([[float(v) for v in r.split(",")[2:]] for r in rows])
         assert served.shape == refs.shape and gap(served, refs) < TOL, name
+    # on-device adaptation and rollback bookkeeping run there too
+    adaptive = tmp_path / "esn-bundle"
+    shutil.copytree(family_bundles["esn"][0], adaptive)
+    run = subprocess.run([str(prefix / "venv/bin/tsforge-edge"), "run", str(adaptive),
+                          "--input", str(readings), "--output", str(tmp_path / "adapt.csv"),
+                          "--adapt", "--save-every", "100", "--events",
+                          str(tmp_path / "events.jsonl")],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    saved = [json.loads(line)["version"] for line in
+             (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert saved == ["v0002", "v0003"]
+    index = json.loads((adaptive / "bundle.json").read_text())
+    assert (index["current"], index["previous"]) == ("v0003", "v0002")
+    assert index["versions"]["v0003"]["adaptation"]["readings"] == STREAM
