@@ -4,6 +4,7 @@ Kafka (a real Kafka-protocol broker), each checked against the file-input result
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -58,8 +59,18 @@ def test_followed_file_survives_rotation(setup, tmp_path):
     tmp, lines, ref = setup
     live = tmp_path / "live.csv"
 
+    live.write_text("0,m,1e9\n")  # already there at start: not replayed
+
+    def opened() -> bool:
+        fds = Path("/proc/self/fd")
+        return any(str(live) in os.path.realpath(fd) for fd in fds.iterdir())
+
     def writer():
-        with open(live, "w") as fh:
+        for _ in range(600):  # until the runtime has the file open
+            if opened():
+                break
+            time.sleep(0.05)
+        with open(live, "a") as fh:
             for line in lines[:25]:
                 fh.write(line + "\n")
                 fh.flush()
@@ -156,3 +167,13 @@ def test_kafka_in_and_out(setup, broker, tmp_path):
     for msg, row in zip(got, expected):
         assert msg["sensor"] == "m" and msg["model_version"] == "v0001"
         np.testing.assert_allclose([msg["step_1"], msg["step_2"]], [float(v) for v in row[2:]])
+
+
+def test_csv_output_is_appended_with_one_header(setup, tmp_path):
+    tmp = setup[0]
+    for _ in range(2):  # e.g. a service restarted by systemd
+        assert edge_main(["run", str(tmp / "b"), "--input", str(tmp / "in.csv"),
+                          "--output", str(tmp_path / "out.csv"), "--no-rollback"]) == 0
+    rows = (tmp_path / "out.csv").read_text().splitlines()
+    assert rows[0].startswith("timestamp,sensor") and len(rows) == 1 + 2 * N
+    assert sum(r.startswith("timestamp") for r in rows) == 1

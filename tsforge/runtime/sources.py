@@ -6,17 +6,19 @@ Readings are rows ``timestamp, sensor, value[, covariate...]``:
 =====================  ==============================================================
 ``-``                  standard input, CSV lines
 ``PATH``               a CSV file, read once
-``tail:PATH``          a CSV file followed like ``tail -F`` (new lines, rotation)
+``tail:PATH``          a CSV file followed like ``tail -F -n 0``: lines appended after
+                       start (a restart does not replay old readings), then each
+                       file that replaces it (rotation) from its first line
 ``tcp://HOST:PORT``    listen on a local socket; clients send CSV lines, one client
                        after another
 ``kafka://HOST:PORT/TOPIC``  a Kafka topic; values are CSV lines or JSON objects
                        ``{"sensor", "ts", "value", "covariates"?}``
 =====================  ==============================================================
 
-Forecasts go to ``-`` (standard output), a CSV ``PATH`` or ``kafka://HOST:PORT/TOPIC``
-(JSON values keyed by sensor).  With ``max_idle`` seconds, a following source
-(tail, socket, Kafka) stops after that long without data; without it, it runs
-until the process is stopped.
+Forecasts go to ``-`` (standard output), a CSV ``PATH`` (appended to, with a header
+when the file is new) or ``kafka://HOST:PORT/TOPIC`` (JSON values keyed by sensor).
+With ``max_idle`` seconds, a following source (tail, socket, Kafka) stops after that
+long without data; without it, it runs until the process is stopped.
 """
 
 from __future__ import annotations
@@ -62,12 +64,16 @@ def _csv_rows(lines: Iterator[str]) -> Iterator[list[str]]:
 
 
 def _tail(path: Path, max_idle: float | None) -> Iterator[str]:
-    """Lines appended to ``path``; reopens it when it is replaced or truncated."""
+    """Lines appended to ``path`` after the start; reopens it when replaced or truncated."""
     fh, inode, idle, buf = None, None, 0.0, ""
+    at_start = True
     while max_idle is None or idle < max_idle:
         if fh is None and path.exists():
             # kept open across polls; closed on rotation and at the end
             fh, inode = open(path, newline=""), path.stat().st_ino  # noqa: SIM115
+            if at_start:
+                fh.seek(0, os.SEEK_END)
+        at_start = False
         chunk = fh.read() if fh else ""
         if chunk:
             idle, buf = 0.0, buf + chunk
@@ -163,15 +169,19 @@ class Sink:
             server, self._topic = _kafka_address(uri)
             self._producer = _kafka().KafkaProducer(bootstrap_servers=server)
             return
+        new = uri == "-" or not os.path.exists(uri) or os.path.getsize(uri) == 0
         # closed by close(): the sink lives as long as the stream
-        self._fh = sys.stdout if uri == "-" else open(uri, "w", newline="")  # noqa: SIM115
+        self._fh = sys.stdout if uri == "-" else open(uri, "a", newline="")  # noqa: SIM115
         self._writer = csv.writer(self._fh)
-        self._writer.writerow(header)
+        if new:
+            self._writer.writerow(header)
 
     def write(self, row: list[str], extra: dict[str, Any] | None = None) -> None:
         """One forecast row (already formatted cells, in ``header`` order)."""
         if self._producer is None:
             self._writer.writerow(row)
+            if self._fh is sys.stdout:
+                self._fh.flush()  # a pipe downstream sees each forecast as it is made
             return
         record = dict(zip(self.header, row))
         value = {"ts": record.pop("timestamp"), "sensor": record.pop("sensor"),
