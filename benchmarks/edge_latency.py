@@ -9,7 +9,11 @@ run the identical step ``(x, state) -> (forecast, new_state)`` on one thread:
 - batched: sensor-steps per second for 1, 100 and 1,000 sensors in one call;
 - int8: the quantised step's single-stream latency and its measured accuracy cost;
 - the edge process: cold start (spawn to first forecast written) and peak RSS of
-  ``tsforge-edge run BUNDLE`` serving one reading.
+  ``tsforge-edge run BUNDLE --no-drift`` serving one reading (an edge box has no river,
+  so no drift detector is loaded there; this machine has river installed).
+
+The exported step is the cell form of the recurrent cores (:mod:`tsforge.export.cells`,
+verified against them at export); the PyTorch baseline is the library's own core.
 
     python benchmarks/edge_latency.py [--quick]
 
@@ -106,7 +110,7 @@ def edge_process(bundle: Path, reading: str) -> tuple[float, float]:
     """Cold start (s, spawn to first forecast) and peak RSS (MB) of ``tsforge-edge run``."""
     # VmHWM: this process's own peak (ru_maxrss would include the parent's before exec)
     code = ("import sys\nfrom tsforge.runtime.cli import main\n"
-            f"rc = main(['run', {str(bundle)!r}])\nsys.stdout.flush()\n"
+            f"rc = main(['run', {str(bundle)!r}, '--no-drift'])\nsys.stdout.flush()\n"
             "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
             "print('RSS', hwm.split()[1], file=sys.stderr)\nsys.exit(rc)\n")
     t0 = time.perf_counter()

@@ -232,3 +232,16 @@ def test_cli_adapts_and_writes_versions(tmp_path, y):
     shutil.rmtree(tmp_path / "b" / "v0003")
     with pytest.raises(ArtifactError, match="missing"):
         verify_bundle(tmp_path / "b")
+
+
+def test_drift_is_reported_where_river_is_installed(tmp_path, y):
+    pytest.importorskip("river")
+    export_bundle(TransformedForecaster(create("naive", horizon=1)).fit(y[:600]), tmp_path / "b",
+                  sensor="m", parity_steps=20)
+    noisy = y[600:1000] + np.r_[np.zeros(200), np.random.default_rng(0).normal(0, 8, 200)]
+    watched, quiet = EdgeService(tmp_path / "b"), EdgeService(tmp_path / "b", drift=False)
+    for v in noisy:
+        watched.push("m", v)
+        quiet.push("m", v)
+    drifts = [e for e in watched.events if e["event"] == "drift"]
+    assert drifts and drifts[0]["sensor"] == "m" and not quiet.events

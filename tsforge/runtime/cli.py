@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "the end of the stream (0: only at the end)")
     run.add_argument("--no-rollback", action="store_true",
                      help="do not shadow the previous version or roll back to it")
+    run.add_argument("--no-drift", action="store_true",
+                     help="do not watch residuals for drift (watched only if river is installed)")
     run.add_argument("--monitor", default="{}", metavar="JSON",
                      help='rollback rule settings (tsforge.monitor.MonitorConfig), e.g. '
                           '\'{"window": 288, "rollback_margin": 0.1}\'')
@@ -83,7 +85,8 @@ def run_stream(args: argparse.Namespace, dead: IO[str], events: IO[str]) -> int:
 
     service = EdgeService(args.model, threads=args.threads, intervals=args.intervals,
                           int8=args.int8, adapt=args.adapt, rollback=not args.no_rollback,
-                          monitor=_json_object(args.monitor, "--monitor"))
+                          monitor=_json_object(args.monitor, "--monitor"),
+                          drift=not args.no_drift)
     sink = Sink(args.output, _header(service))
     n_dead, n_seen, n_events = 0, 0, 0
     try:

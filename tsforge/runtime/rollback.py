@@ -47,10 +47,12 @@ class RollbackGuard:
         """The runtime whose forecasts are served."""
         return self.previous if self.rolled_back else self.current
 
-    def observe(self, sensor: str, y: float, timestamp: float | None = None) -> bool:
+    def observe(self, sensor: str, y: float, timestamp: float | None = None,
+                drift: bool = False) -> bool:
         """Score both pending one-step forecasts of ``sensor`` against ``y``.
 
-        Returns True when this reading triggered the rollback.
+        ``drift`` says a drift detector fired on this reading.  Returns True when
+        this reading triggered the rollback.
         """
         if self.rolled_back or not np.isfinite(y):
             return False
@@ -60,7 +62,7 @@ class RollbackGuard:
         errors = {self.names[0]: float(a.last_forecast[0]) - y,
                   self.names[1]: float(b.last_forecast[0]) - y}
         triggered = False
-        for event in self.monitor.observe(errors, timestamp=timestamp):
+        for event in self.monitor.observe(errors, timestamp=timestamp, drift=drift):
             self.events.append({"event": event.kind, "sensor": sensor, **event.to_dict()})
             if event.kind == "rollback":
                 self.rolled_back = triggered = True

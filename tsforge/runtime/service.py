@@ -7,7 +7,9 @@
   whose monitor switches serving back to it when the live errors say so (and, with
   ``persist_rollback``, records the switch in ``bundle.json`` so a restart keeps it);
 - with ``adapt``, the bundle's online learner serving and learning for its sensor,
-  and :meth:`save` writing what it learned as a new bundle version.
+  and :meth:`save` writing what it learned as a new bundle version;
+- where river is installed, per-sensor drift detectors on the served residuals
+  (:mod:`tsforge.runtime.drift`), reported as events and passed to the monitor.
 
 A plain ``model.onnx`` (with its manifest) is served too, without rollback or adaptation.
 """
@@ -20,6 +22,7 @@ from typing import Any
 from tsforge.errors import ArtifactError, ConfigError
 from tsforge.models.base import Forecast
 from tsforge.runtime import bundle as layout
+from tsforge.runtime.drift import drift_watch
 from tsforge.runtime.rollback import RollbackGuard
 from tsforge.runtime.streaming import StreamingRuntime
 
@@ -43,15 +46,19 @@ class EdgeService:
         settings (defaults when None).
     persist_rollback
         Record a rollback in ``bundle.json`` (the previous version becomes current).
+    drift
+        Watch the served residuals for drift when river is installed.
     """
 
     def __init__(self, path: str | Path, *, threads: int = 1, intervals: bool = False,
                  int8: bool = False, adapt: bool = False, rollback: bool = True,
-                 monitor: dict[str, Any] | None = None, persist_rollback: bool = True) -> None:
+                 monitor: dict[str, Any] | None = None, persist_rollback: bool = True,
+                 drift: bool = True) -> None:
         path = Path(path)
         self.bundle: layout.Bundle | None = None
         self.persist_rollback = persist_rollback
         self.events: list[dict[str, Any]] = []
+        self.drift = drift_watch(drift)
         learner, shadow = None, None
         if layout.is_bundle(path):
             self.bundle = layout.load_bundle(path, threads=threads, int8=int8)
@@ -107,10 +114,11 @@ class EdgeService:
 
     def push(self, sensor: str, y: float, x: Any = None) -> Forecast:
         """Serve one reading; return the served model's forecast (with intervals if on)."""
+        drifting = self._watch_drift(sensor, y)
         if self.guard is None:
             return self.runtime.push_with_intervals(sensor, y, x)
         seen = len(self.guard.events)
-        triggered = self.guard.observe(sensor, y)
+        triggered = self.guard.observe(sensor, y, drift=drifting)
         self.runtime.push(sensor, y, x)
         self.guard.previous.push(sensor, y, x)
         self.events += self.guard.events[seen:]
@@ -120,6 +128,18 @@ class EdgeService:
                 self.bundle.root, {"reason": self.events[-1]["reason"]})
             self.events[-1]["persisted"] = True
         return self.guard.active.forecast(sensor)
+
+    def _watch_drift(self, sensor: str, y: float) -> bool:
+        active = self.guard.active if self.guard is not None else self.runtime
+        st = active.sensors.get(sensor)
+        if self.drift is None or st is None or st.last_forecast is None:
+            return False
+        residual = float(y) - float(st.last_forecast[0])
+        if not self.drift.update(sensor, residual):
+            return False
+        self.events.append({"event": "drift", "sensor": sensor, "detector": "river ADWIN",
+                            "residual": residual, "alarms": self.drift.alarms})
+        return True
 
     def save(self) -> dict[str, Any]:
         """Write the learner as a new bundle version (refused after a rollback)."""
