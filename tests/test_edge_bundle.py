@@ -245,3 +245,26 @@ def test_drift_is_reported_where_river_is_installed(tmp_path, y):
         quiet.push("m", v)
     drifts = [e for e in watched.events if e["event"] == "drift"]
     assert drifts and drifts[0]["sensor"] == "m" and not quiet.events
+
+
+def test_cli_export_bundle_then_serve(tmp_path, y, capsys):
+    from tsforge.cli import main as tsforge_main
+
+    csv = tmp_path / "data.csv"
+    csv.write_text("timestamp,temp\n" + "".join(
+        f"2024-01-01 00:{i // 60:02d}:{i % 60:02d},{float(v)!r}\n" for i, v in enumerate(y[:400])))
+    args = ["export", str(csv), "--model", "esn", "--params", '{"reservoir": 20, "washout": 10}',
+            "--horizon", "2"]
+    assert tsforge_main([*args, "--bundle", str(tmp_path / "b"), "--int8"]) == 0
+    out = capsys.readouterr().out
+    assert "version 1 (v0001)" in out and "int8" in out and "online learner" in out
+    assert tsforge_main([*args, "--bundle", str(tmp_path / "b")]) == 0
+    index = verify_bundle(tmp_path / "b")
+    assert (index["current"], index["previous"], index["sensor"]) == ("v0002", "v0001", "temp")
+    assert tsforge_main([*args, "--bundle", str(tmp_path / "c"), "--out", "x.onnx"]) == 2
+    assert "exactly one of --out" in capsys.readouterr().err
+    (tmp_path / "in.csv").write_text("".join(f"{t},temp,{float(y[t])!r}\n"
+                                             for t in range(400, 420)))
+    assert edge_main(["run", str(tmp_path / "b"), "--input", str(tmp_path / "in.csv"),
+                      "--output", str(tmp_path / "out.csv")]) == 0
+    assert len((tmp_path / "out.csv").read_text().splitlines()) == 21
