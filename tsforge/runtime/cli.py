@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import json
 import math
 import sys
-from typing import IO
+from collections.abc import Callable, Iterable
+from typing import IO, Any
 
 from tsforge.errors import ConfigError, TsforgeError
 
@@ -78,21 +80,23 @@ def _header(service) -> list[str]:
         for side in ("lower", "upper") for s in steps]
 
 
-def run_stream(args: argparse.Namespace, dead: IO[str], events: IO[str]) -> int:
-    """Serve every reading of ``args.input``; return the number of dead-lettered readings."""
-    from tsforge.runtime.service import EdgeService
-    from tsforge.runtime.sources import Sink, open_source
+def serve_rows(service, rows: Iterable[list[str]], emit: Callable[[list[str], dict], None],
+               dead: IO[str], events: IO[str] | None = None, save_every: int = 0) -> int:
+    """Serve every row ``timestamp,sensor,value[,covariates]``; return the dead-lettered count.
 
-    service = EdgeService(args.model, threads=args.threads, intervals=args.intervals,
-                          int8=args.int8, adapt=args.adapt, rollback=not args.no_rollback,
-                          monitor=_json_object(args.monitor, "--monitor"),
-                          drift=not args.no_drift)
-    sink = Sink(args.output, _header(service))
+    ``emit(row, extra)`` writes one formatted forecast row; with ``save_every`` (and an
+    adapting service) the learner is written as a new bundle version every that many
+    readings and at the end; events go to ``events`` as JSON lines.
+    """
     n_dead, n_seen, n_events = 0, 0, 0
+    adapting = service.runtime.learner is not None
+
+    def may_save() -> bool:
+        return adapting and not (service.guard and service.guard.rolled_back)
+
     try:
-        for lineno, row in enumerate(open_source(args.input, max_idle=args.max_idle,
-                                                 group=args.group), start=1):
-            if row and row[0].strip().lower() in ("timestamp", "time", "ts"):
+        for lineno, row in enumerate(rows, start=1):
+            if not row or row[0].strip().lower() in ("timestamp", "time", "ts"):
                 continue
             try:
                 if len(row) < 3:
@@ -108,19 +112,50 @@ def run_stream(args: argparse.Namespace, dead: IO[str], events: IO[str]) -> int:
                 band = forecast.intervals.get(lvl)
                 for side in (0, 1):
                     cells += [f"{v:.9g}" for v in band[side]] if band else [""] * service.horizon
-            sink.write([row[0], row[1], *cells], {"model_version": service.serving})
+            emit([row[0], row[1], *cells], {"model_version": service.serving})
             n_seen += 1
-            if args.adapt and args.save_every and n_seen % args.save_every == 0 \
-                    and not (service.guard and service.guard.rolled_back):
+            if save_every and n_seen % save_every == 0 and may_save():
                 service.save()
             n_events = _flush_events(service, events, n_events)
-        if args.adapt and service.runtime.learned and \
-                not (service.guard and service.guard.rolled_back):
+        if service.runtime.learned and may_save():
             service.save()
     finally:
-        sink.close()
         _flush_events(service, events, n_events)
     return n_dead
+
+
+def run_stream(model: str, source: IO[str], sink: IO[str], dead: IO[str], threads: int = 1,
+               intervals: bool = False, **service_options: Any) -> int:
+    """Serve the CSV lines of ``source`` with ``model`` (bundle or .onnx) and write CSV
+    forecasts to ``sink``; return the number of dead-lettered lines.
+
+    ``service_options`` go to :class:`~tsforge.runtime.service.EdgeService`.
+    """
+    from tsforge.runtime.service import EdgeService
+
+    service = EdgeService(model, threads=threads, intervals=intervals, **service_options)
+    writer = csv.writer(sink)
+    writer.writerow(_header(service))
+    n_dead = serve_rows(service, csv.reader(source), lambda row, _: writer.writerow(row), dead)
+    sink.flush()
+    return n_dead
+
+
+def _run(args: argparse.Namespace, dead: IO[str], events: IO[str]) -> int:
+    """The ``run`` command: open the input and output named on the command line and serve."""
+    from tsforge.runtime.service import EdgeService
+    from tsforge.runtime.sources import Sink, open_source
+
+    service = EdgeService(args.model, threads=args.threads, intervals=args.intervals,
+                          int8=args.int8, adapt=args.adapt, rollback=not args.no_rollback,
+                          monitor=_json_object(args.monitor, "--monitor"),
+                          drift=not args.no_drift)
+    sink = Sink(args.output, _header(service))
+    try:
+        rows = open_source(args.input, max_idle=args.max_idle, group=args.group)
+        return serve_rows(service, rows, sink.write, dead, events, args.save_every)
+    finally:
+        sink.close()
 
 
 def _json_object(text: str, flag: str) -> dict:
@@ -143,7 +178,9 @@ def _finite(value):
     return value
 
 
-def _flush_events(service, events: IO[str], done: int) -> int:
+def _flush_events(service, events: IO[str] | None, done: int) -> int:
+    if events is None:
+        return done
     for event in service.events[done:]:
         events.write(json.dumps(_finite(event), default=str) + "\n")
         events.flush()
@@ -169,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             dead = stack.enter_context(open(args.dead_letter, "a")) if args.dead_letter \
                 else sys.stderr
             events = stack.enter_context(open(args.events, "a")) if args.events else sys.stderr
-            n_dead = run_stream(args, dead, events)
+            n_dead = _run(args, dead, events)
     except TsforgeError as exc:
         print(f"tsforge-edge: error: {exc}", file=sys.stderr)
         return 2
