@@ -19,6 +19,8 @@ from tsforge.errors import ArtifactError, ConfigError
 from tsforge.registry import Registry, RegistryCorruptError, check_registry, recover_registry
 from tsforge.runtime import StreamingRuntime
 
+pytest.importorskip("onnx")  # the test artifacts are written with onnx.helper
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -174,6 +176,9 @@ def test_cli_end_to_end(tmp_path, artifacts):
     assert "2" in _cli("models", "diff", "v0001", "v0002", "--root", root).stdout
     out = _cli("models", "rollback", "--root", root)
     assert out.returncode == 0 and "v0002 (rejected) -> v0001" in out.stdout
+    out = _cli("models", "list", "--root", str(tmp_path / "nowhere"))
+    assert out.returncode == 2 and "no model registry" in out.stderr
+    assert not (tmp_path / "nowhere").exists()
     out = _cli("models", "show", "../../etc", "--root", root)
     assert out.returncode == 2 and "invalid version name" in out.stderr
     assert "rollback" in _cli("models", "events", "--root", root).stdout
@@ -219,3 +224,21 @@ def _env() -> dict[str, str]:
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tsforge.cli", *args], capture_output=True,
                           text=True, env=_env(), timeout=120)
+
+
+def test_apply_monitor_events_is_idempotent_and_refuses_stale_ones(reg):
+    from tsforge.monitor import MonitorEvent
+
+    reg.promote("v0002")
+    rollback = MonitorEvent(kind="rollback", step=9, reason="champion worse",
+                            from_version="v0002", to_version="v0001",
+                            metrics={"p_value": 1e-5})
+    assert reg.apply(rollback).name == "v0001"
+    assert reg.apply(rollback).name == "v0001"  # a second worker: nothing changes
+    assert [e["action"] for e in reg.events()].count("rollback") == 1
+    assert reg.events()[-1]["evidence"]["metrics"]["p_value"] == 1e-5
+    stale = MonitorEvent(kind="promote", step=3, reason="better", from_version="v0002",
+                         to_version="v0003")
+    with pytest.raises(ConfigError, match="stale promote event"):
+        reg.apply(stale)
+    assert reg.apply(MonitorEvent("hold", 1, "ok", "v0001", "v0001")) is None

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         report = recover_registry(args.root)
         _print(args, report.to_dict(), _report_text(report.to_dict()))
         return 0
-    reg = Registry(args.root)
+    reg = Registry(args.root, create=args.action == "register")
     if args.action == "list":
         rows = [v.to_dict() for v in reg.list()]
         text = "\n".join(

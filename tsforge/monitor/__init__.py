@@ -7,6 +7,7 @@
 
 from tsforge.monitor.events import EVENT_KINDS, MonitorConfig, MonitorEvent
 from tsforge.monitor.monitor import Monitor
+from tsforge.monitor.pipeline import MonitoredServing, ServingReport
 from tsforge.monitor.stats import TestResult, diebold_mariano, paired_test, sign_test
 
 __all__ = [
@@ -14,6 +15,8 @@ __all__ = [
     "Monitor",
     "MonitorConfig",
     "MonitorEvent",
+    "MonitoredServing",
+    "ServingReport",
     "TestResult",
     "diebold_mariano",
     "paired_test",

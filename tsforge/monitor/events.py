@@ -52,7 +52,7 @@ class MonitorConfig:
     min_readings: int = 48
     rollback_margin: float = 0.10
     patience: int = 12
-    alpha: float = 0.001
+    alpha: float = 0.01
     promote_margin: float = 0.05
     test: str = "dm"
     clear_fraction: float = 0.5

@@ -296,8 +296,13 @@ class Monitor:
             return out
         blocked = (cooling and significant) or self._streak["worse"] >= cfg.patience
         if res is not None and blocked and not self._held:
-            why = (f"in cooldown ({self._since_switch}/{cfg.cooldown} readings)" if cooling
-                   else f"{cfg.test} test p={res.p_value:.2g} >= {cfg.alpha:g}")
+            if cooling:
+                why = f"in cooldown ({self._since_switch}/{cfg.cooldown} readings)"
+            elif not significant:
+                why = f"{cfg.test} test p={res.p_value:.2g} >= {cfg.alpha:g}"
+            else:
+                why = (f"significant for {self._streak['rollback']} of {cfg.patience} "
+                       "consecutive readings so far")
             self._held = True
             out.append(self._event("hold", f"champion MAE {_pct(ratio_rb)} of previous but "
                                    f"{why}; keeping {self.champion}", m, timestamp))

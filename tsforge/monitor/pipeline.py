@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tsforge.errors import ArtifactError
+from tsforge.errors import ArtifactError, TsforgeError
 from tsforge.models.base import Forecast
 from tsforge.monitor.events import MonitorConfig, MonitorEvent
 from tsforge.monitor.monitor import Monitor
@@ -134,12 +134,28 @@ class MonitoredServing:
         return bool(lo[0] <= y <= hi[0])
 
     def _apply(self, event: MonitorEvent) -> None:
+        """Serve the decision at once; record it in the registry when asked.
+
+        The switch itself uses models already loaded and verified at start, so a registry
+        that refuses the write (stale event from another worker, a target tampered since)
+        is logged as an error and never stops the stream.
+        """
         if self.apply_to_registry:
-            self.registry.apply(event)
+            try:
+                self.registry.apply(event)
+            except TsforgeError as exc:
+                log.error("registry refused %s to %s (%s); serving it from memory",
+                          event.kind, event.to_version, exc)
         if event.kind == "rollback":
             self.runtimes.pop(event.from_version, None)
             self._last.pop(event.from_version, None)
-            earlier = self.registry.previous if self.apply_to_registry else None
+            earlier = self._registry_previous() if self.apply_to_registry else None
             if earlier in self.runtimes:  # only a model that ran on this stream
                 self.monitor.set_previous(earlier)
         log.info("serving %s after %s", self.monitor.champion, event.kind)
+
+    def _registry_previous(self) -> str | None:
+        try:
+            return self.registry.previous
+        except TsforgeError:
+            return None

@@ -46,6 +46,7 @@ class RegistryCorruptError(ArtifactError):
 
 
 def recovery_hint(root: Path) -> str:
+    """The sentence every corruption error ends with: the command that repairs it."""
     return (f"run `tsforge models recover --root {root}` to rebuild it from the previous state "
             "and the checksum-verified version directories")
 
@@ -56,10 +57,12 @@ def canonical(body: dict[str, Any]) -> bytes:
 
 
 def empty_state() -> dict[str, Any]:
+    """State of a registry with no versions."""
     return {"format": FORMAT, "generation": 0, "champion": None, "history": [], "versions": {}}
 
 
 def encode_state(state: dict[str, Any]) -> bytes:
+    """JSON bytes of ``state`` with the checksum of its body added."""
     body = {k: v for k, v in state.items() if k != "checksum"}
     digest = hashlib.sha256(canonical(body)).hexdigest()
     return json.dumps({**body, "checksum": digest}, indent=1, sort_keys=True).encode()
@@ -91,6 +94,7 @@ def decode_state(data: bytes, path: Path, root: Path) -> dict[str, Any]:
 
 
 def read_state(root: Path) -> dict[str, Any]:
+    """The committed, checked state of the registry at ``root``."""
     path = root / STATE_FILE
     try:
         data = path.read_bytes()
@@ -115,6 +119,7 @@ def write_state(root: Path, old: dict[str, Any] | None, new: dict[str, Any]) -> 
 
 
 def version_dir(root: Path, name: str) -> Path:
+    """``root/versions/NAME`` for a validated ``name``."""
     return child(root / VERSIONS_DIR, validate_version(name))
 
 

@@ -70,6 +70,8 @@ class Registry:
     ----------
     root
         Registry directory; created (with an empty state) when it does not exist.
+    create
+        False: raise instead of creating a missing registry (read-only commands).
     lock_timeout
         Seconds a writer waits for another writer before giving up.
 
@@ -81,10 +83,15 @@ class Registry:
     >>> artifact = reg.load_artifact()          # verified champion  # doctest: +SKIP
     """
 
-    def __init__(self, root: str | Path, *, lock_timeout: float = 30.0) -> None:
+    def __init__(self, root: str | Path, *, create: bool = True,
+                 lock_timeout: float = 30.0) -> None:
         self.root = Path(root)
         self.lock_timeout = lock_timeout
         if not (self.root / layout.STATE_FILE).exists():
+            if not create and not (self.root / layout.VERSIONS_DIR).exists():
+                raise ConfigError(f"no model registry at {self.root}; register a model first "
+                                  "(`tsforge models register --root DIR --onnx FILE`) or pass "
+                                  "the right --root")
             self._initialise()
 
     def _initialise(self) -> None:
@@ -305,20 +312,7 @@ class Registry:
         A version whose files fail verification is refused and the champion is unchanged.
         """
         with self._lock():
-            state = self.state()
-            self.verify_in(state, version)
-            old = state["champion"]
-            if old == version:
-                return self.show(version, state=state)
-            new = _copy(state)
-            if old is not None:
-                new["versions"][old]["stage"] = "archived"
-                new["history"] = [h for h in new["history"] if h != version] + [old]
-            new["versions"][version]["stage"] = "champion"
-            new["champion"] = version
-            committed = layout.write_state(self.root, state, new)
-            self._log(committed, "promote", version=version, previous=old, reason=reason,
-                      evidence=evidence)
+            self._promote_locked(self.state(), version, reason, evidence)
         return self.show(version)
 
     def rollback(self, to: str | None = None, *, reason: str = "manual",
@@ -329,49 +323,73 @@ class Registry:
         check, else nothing changes and the error names the bad file.
         """
         with self._lock():
-            state = self.state()
-            old = state["champion"]
-            if old is None:
-                raise ConfigError("nothing to roll back: the registry has no champion")
-            target = to if to is not None else (state["history"][-1] if state["history"]
-                                                else None)
-            if target is None:
-                raise ConfigError(f"cannot roll back {old}: no earlier champion is recorded; "
-                                  "promote a version explicitly")
-            if target == old:
-                raise ConfigError(f"'{target}' is already the champion")
-            self.verify_in(state, target)
-            new = _copy(state)
-            new["versions"][old]["stage"] = "rejected"
-            new["versions"][target]["stage"] = "champion"
-            new["history"] = [h for h in new["history"] if h not in (target, old)]
-            new["champion"] = target
-            committed = layout.write_state(self.root, state, new)
-            self._log(committed, "rollback", version=target, previous=old, reason=reason,
-                      evidence=evidence)
+            target = self._rollback_locked(self.state(), to, reason, evidence)
         return self.show(target)
 
     def apply(self, event: Any) -> VersionInfo | None:
         """Apply a monitor decision (``promote``/``rollback``; others are ignored).
 
-        Idempotent for concurrent workers: if the registry already serves the event's
-        target, nothing changes.  If it serves a third version, the event is stale and a
-        :class:`ConfigError` says so.
+        Checked and applied under the writer lock, so it is idempotent for concurrent
+        workers: if the registry already serves the event's target, nothing changes.  If it
+        serves a third version, the event is stale and a :class:`ConfigError` says so.
         """
         if event.kind not in ("promote", "rollback"):
             return None
-        champ = self.champion
-        if champ == event.to_version:
-            return self.show(champ)
-        if champ != event.from_version:
-            raise ConfigError(
-                f"stale {event.kind} event: it expects champion '{event.from_version}', the "
-                f"registry serves '{champ}'; reload the registry state and monitor again"
-            )
-        evidence = event.to_dict()
-        if event.kind == "promote":
-            return self.promote(event.to_version, reason=event.reason, evidence=evidence)
-        return self.rollback(event.to_version, reason=event.reason, evidence=evidence)
+        with self._lock():
+            state = self.state()
+            champ = state["champion"]
+            if champ != event.to_version:
+                if champ != event.from_version:
+                    raise ConfigError(
+                        f"stale {event.kind} event: it expects champion '{event.from_version}'"
+                        f", the registry serves '{champ}'; reload the registry state and "
+                        "monitor again"
+                    )
+                if event.kind == "promote":
+                    self._promote_locked(state, event.to_version, event.reason,
+                                         event.to_dict())
+                else:
+                    self._rollback_locked(state, event.to_version, event.reason,
+                                          event.to_dict())
+        return self.show(event.to_version)
+
+    def _promote_locked(self, state: dict[str, Any], version: str, reason: str,
+                        evidence: dict[str, Any] | None) -> None:
+        self.verify_in(state, version)
+        old = state["champion"]
+        if old == version:
+            return
+        new = _copy(state)
+        if old is not None:
+            new["versions"][old]["stage"] = "archived"
+            new["history"] = [h for h in new["history"] if h != version] + [old]
+        new["versions"][version]["stage"] = "champion"
+        new["champion"] = version
+        committed = layout.write_state(self.root, state, new)
+        self._log(committed, "promote", version=version, previous=old, reason=reason,
+                  evidence=evidence)
+
+    def _rollback_locked(self, state: dict[str, Any], to: str | None, reason: str,
+                         evidence: dict[str, Any] | None) -> str:
+        old = state["champion"]
+        if old is None:
+            raise ConfigError("nothing to roll back: the registry has no champion")
+        target = to if to is not None else (state["history"][-1] if state["history"] else None)
+        if target is None:
+            raise ConfigError(f"cannot roll back {old}: no earlier champion is recorded; "
+                              "promote a version explicitly")
+        if target == old:
+            raise ConfigError(f"'{target}' is already the champion")
+        self.verify_in(state, target)
+        new = _copy(state)
+        new["versions"][old]["stage"] = "rejected"
+        new["versions"][target]["stage"] = "champion"
+        new["history"] = [h for h in new["history"] if h not in (target, old)]
+        new["champion"] = target
+        committed = layout.write_state(self.root, state, new)
+        self._log(committed, "rollback", version=target, previous=old, reason=reason,
+                  evidence=evidence)
+        return target
 
     def verify_in(self, state: dict[str, Any], version: str) -> VersionInfo:
         """Verify ``version`` as named in ``state`` (files and metadata checksums)."""
