@@ -33,6 +33,7 @@ EPILOG = """examples:
   tsforge backtest data.csv --target OT --horizon 24 --models naive,seasonal_naive,mlp
   tsforge backtest data.csv --target OT --models naive,ets,arima,snarimax,holt_winters --levels 0.9
   tsforge export data.csv --target OT --model mlp --out model.onnx
+  tsforge export data.csv --target OT --model esn --bundle bundle/ --int8   bundle for tsforge-edge
   tsforge models register --onnx model.onnx --metrics '{"mae": 0.4}' --promote
   tsforge models list; tsforge models rollback; tsforge models verify
   tsforge serve pipelines/kafka-production.toml --bootstrap-servers kafka-1:9092

@@ -1,10 +1,13 @@
-"""``tsforge export FILE``: fit a model and write its streaming step to ONNX."""
+"""``tsforge export FILE``: fit a model and write its streaming step to ONNX or to a bundle."""
 
 from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from tsforge.cli._common import add_data_args, json_arg, load_prepared, target_and_covariates
+from tsforge.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,16 +17,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--params", default="{}",
                    help='JSON of model parameters, e.g. \'{"window": 96}\'')
     p.add_argument("--horizon", type=int, default=1, help="steps ahead (H)")
-    p.add_argument("--out", required=True, help="output .onnx path (manifest .json written beside)")
+    p.add_argument("--out", help="output .onnx path (manifest .json written beside)")
+    p.add_argument("--bundle", metavar="OUT",
+                   help="write a deployment bundle folder instead (an existing bundle gets a new "
+                        "version and keeps its current one as the rollback target)")
+    p.add_argument("--int8", action="store_true",
+                   help="bundle only: also write the int8 dynamically quantised step and report "
+                        "its accuracy cost")
+    p.add_argument("--no-previous", action="store_true",
+                   help="bundle only: do not keep the bundle's current version for rollback")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tsforge.export import export_onnx
     from tsforge.models import create
     from tsforge.models.transformed import TransformedForecaster
     from tsforge.preprocess import analyze
 
+    if bool(args.out) == bool(args.bundle):
+        raise ConfigError("give exactly one of --out FILE.onnx or --bundle FOLDER")
+    if (args.int8 or args.no_previous) and not args.bundle:
+        raise ConfigError("--int8 and --no-previous apply to --bundle exports only")
     frame, _ = load_prepared(args)
     target, covariates = target_and_covariates(frame, args)
     y = frame.column(target)
@@ -32,9 +46,38 @@ def run(args: argparse.Namespace) -> int:
     params.setdefault("horizon", args.horizon)
     chain = analyze(y, name=target).transforms
     model = TransformedForecaster(create(args.model, **params), chain).fit(y, X)
+    if args.bundle:
+        return _bundle(args, model, target, y, X)
+    from tsforge.export import export_onnx
+
     rep = export_onnx(model, args.out, sensor=target)
     print(f"exported '{args.model}' for '{target}' to {rep.onnx_path} ({rep.size_bytes} bytes)")
     print(f"manifest {rep.manifest_path}; sha256 {rep.sha256[:16]}…")
     print(f"ONNX Runtime vs PyTorch over {rep.parity_steps} steps: max |diff| = "
           f"{rep.parity_max_abs_error:.2e} (tolerance {rep.tolerance:g})")
+    return 0
+
+
+def _bundle(args: argparse.Namespace, model, target: str, y, X) -> int:
+    from tsforge.export import export_bundle
+    from tsforge.preprocess.transforms import TransformChain
+
+    z = TransformChain.from_spec(model.transforms).fit(np.asarray(y)).transform(np.asarray(y))
+    cols = [z] + ([s.transform(c) for s, c in zip(model.covariate_scales_, np.asarray(X).T)]
+                  if X is not None else [])
+    rows = np.column_stack(cols)[-2000:]
+    rows = rows[np.all(np.isfinite(rows), axis=1)]
+    rep = export_bundle(model, args.bundle, sensor=target, int8=args.int8,
+                        keep_previous=not args.no_previous, parity_inputs=rows)
+    print(f"bundle {rep.root}: version {rep.version} ({rep.current}), previous "
+          f"{rep.previous or 'none'}, {rep.size_bytes} bytes")
+    print(f"ONNX Runtime vs PyTorch over {rep.parity_steps} steps of the series: max |diff| = "
+          f"{rep.parity_max_abs_error:.2e}")
+    if rep.int8:
+        q = rep.int8
+        print(f"int8: {q['size_bytes']} bytes (float32 {q['float32_size_bytes']}); accuracy cost "
+              f"max |diff| {q['max_abs_error']:.3g}, RMSE {q['rmse']:.3g} "
+              f"({100 * q['relative_rmse']:.2f}% of the forecast spread)")
+    if rep.adaptive:
+        print("online learner included: `tsforge-edge run BUNDLE --adapt` keeps learning")
     return 0

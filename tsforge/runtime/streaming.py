@@ -76,10 +76,15 @@ class StreamingRuntime:
         export time; a new sensor starts empty and gets intervals after the
         configured warm-up.  False saves the few tens of microseconds per reading
         that the interval bookkeeping costs.
+    learner
+        An online learner restored from the bundle (``learner.npz``), in the state
+        it had at export; it serves and learns for ``learner_sensor`` (default: the
+        artifact's exported sensor).  Imputed readings advance it without learning.
     """
 
     def __init__(self, artifact: Artifact | str | Path, *, threads: int = 1,
-                 intervals: bool = True) -> None:
+                 intervals: bool = True, learner: Any = None,
+                 learner_sensor: str | None = None) -> None:
         self.artifact = artifact if isinstance(artifact, Artifact) else load_artifact(
             artifact, threads=threads)
         meta = self.artifact.meta
@@ -90,6 +95,9 @@ class StreamingRuntime:
         self.sensors: dict[str, SensorState] = {}
         self._own_chains: dict[str, list[dict[str, Any]]] = {}
         self.latency = LatencyStats()
+        self.learner = learner
+        self.learner_sensor = learner_sensor or meta.get("sensor")
+        self.learned = 0
 
     @property
     def horizon(self) -> int:
@@ -154,7 +162,7 @@ class StreamingRuntime:
         else:
             z = st.chain.transform_one(float(y))
         xs = [s.transform_one(v) for s, v in zip(st.covariate_scales, x_arr)]
-        return np.asarray([z, *xs], dtype=np.float32)
+        return np.asarray([z, *xs], dtype=np.float64)
 
     def push(self, sensor: str, y: float, x: Any = None) -> np.ndarray:
         """Feed one reading of ``sensor``; return its forecast of the next H readings."""
@@ -186,19 +194,25 @@ class StreamingRuntime:
         if len(set(sensors)) != len(sensors):
             raise DataError("push_many takes each sensor at most once per call")
         states = [self._sensor(s) for s in sensors]
+        imputed_before = [st.imputed for st in states]
         rows = np.stack([
             self._prepare_input(st, float(y), None if xs is None else xs[i])
             for i, (st, y) in enumerate(zip(states, ys))
         ])
         batch_state = np.stack([st.model_state for st in states]).astype(np.float32)
         t0 = time.perf_counter()
-        z_hat, new_state = self.artifact.session.run(None, {"x": rows, "state": batch_state})
+        z_hat, new_state = self.artifact.session.run(None, {"x": rows.astype(np.float32),
+                                                             "state": batch_state})
         self.latency.seconds.append(time.perf_counter() - t0)
+        z_hat = z_hat.astype(np.float64)
+        if self.learner is not None and self.learner_sensor in sensors:
+            i = sensors.index(self.learner_sensor)
+            z_hat[i], new_state[i] = self._learn(rows[i], states[i].imputed > imputed_before[i])
         out = np.empty((len(sensors), self.horizon))
         for i, st in enumerate(states):
             st.model_state = new_state[i]
             st.readings += 1
-            out[i] = st.chain.inverse_forecast(z_hat[i].astype(np.float64))
+            out[i] = st.chain.inverse_forecast(z_hat[i])
             st.last_forecast = out[i]
             if st.conformal is not None:
                 st.conformal.record(out[i])
@@ -330,6 +344,16 @@ class StreamingRuntime:
     def drop_sensor(self, sensor: str) -> None:
         """Forget ``sensor``'s live state (it is served by another worker now)."""
         self.sensors.pop(sensor, None)
+
+    def _learn(self, row: np.ndarray, imputed: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Feed the learner's sensor's transformed row; return its forecast and state."""
+        z, xs = float(row[0]), row[1:]
+        if imputed:
+            self.learner.update(z, xs)
+        else:
+            self.learner.learn_one(z, xs)
+            self.learned += 1
+        return self.learner.forecast().mean, self.learner.stream_state()
 
 
 def _anchor_first(chain: TransformChain, y: float) -> float:
