@@ -31,6 +31,7 @@ EPILOG = """examples:
   tsforge backtest data.csv --target OT --horizon 24 --models naive,seasonal_naive,mlp
   tsforge backtest data.csv --target OT --models naive,ets,arima,snarimax,holt_winters --levels 0.9
   tsforge export data.csv --target OT --model mlp --out model.onnx
+  tsforge backtest data.csv --target OT --models auto,mlp,uoro  family picked by the regime policy
 """
 
 __all__ = ["COMMANDS", "build_parser", "interval_config", "main"]
