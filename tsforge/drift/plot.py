@@ -46,6 +46,8 @@ def plot_drift(y: np.ndarray, alarms: Sequence[Alarm], path: str | Path, *,
     x = np.arange(len(y)) if time is None else np.asarray(time)
     fig, ax = plt.subplots(figsize=(11, 3.5), constrained_layout=True)
     ax.plot(x, y, color="black", lw=0.8, label="series")
+    if 0 < offset < len(x):
+        ax.axvspan(x[offset], x[-1], color="tab:blue", alpha=0.08, label="watched window")
     mark_drift(ax, x, [(a.index, a.detector, a.signal) for a in alarms], switches, offset)
     ax.set_title(title)
     ax.legend(loc="upper left", fontsize=7)
