@@ -149,3 +149,45 @@ def test_backtest_auto_reports_family_and_explanation() -> None:
     assert score["model"] == "auto" and score["family"] in SMALL
     assert score["explanation"].startswith(f"picked {score['family']}")
     assert {"switches", "n_alarms"} <= set(score)
+
+
+def test_analyze_cli_shows_profile_and_recommendation(tmp_path, capsys) -> None:
+    from tsforge.cli import main
+
+    n = 600
+    stamps = np.datetime64("2024-01-01T00:00") + np.arange(n) * np.timedelta64(1, "h")
+    csv = tmp_path / "plant.csv"
+    rows = [f"{t},{a:.6f},{b:.6f}" for t, a, b in
+            zip(stamps.astype(str), white_noise(n), random_walk(n))]
+    csv.write_text("timestamp,flow,level\n" + "\n".join(rows) + "\n")
+    out_json = tmp_path / "a.json"
+    code = main(["analyze", str(csv), "--family", "level=uoro", "--json", str(out_json),
+                 "--plots", str(tmp_path / "plots")])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "flow: regime profile of" in text and "recommendation (R" in text
+    assert "recommendation (R0): picked uoro: set by the user" in text
+    sensors = json.loads(out_json.read_text())["sensors"]
+    assert sensors["level"]["recommendation"]["family"] == "uoro"
+    assert sensors["flow"]["regime"]["pacf_order"] == 0
+    assert (tmp_path / "plots" / "flow_drift.png").stat().st_size > 0
+    assert main(["analyze", str(csv), "--family", "pump=uoro"]) == 2  # unknown sensor
+
+
+def test_live_drift_rate_and_state_round_trip() -> None:
+    y = _drifting(2)
+    auto = create("auto", family="esn", params=SMALL, detectors="adwin,page_hinkley")
+    auto.fit(y[:350])
+    for v in y[350:500]:
+        auto.learn_one(v)
+    assert auto.decision.profile.live_drift_rate == pytest.approx(
+        1000 * sum(a.signal == "residual" for a in auto.alarms) / 150)
+    clone = create("auto", **auto.get_params())
+    clone.n_covariates_ = auto.n_covariates_
+    clone.load_state_dict(auto.state_dict())
+    assert clone.decision.to_dict() == auto.decision.to_dict()
+    for v in y[500:]:
+        auto.learn_one(v)
+        clone.learn_one(v)
+    np.testing.assert_array_equal(auto.forecast().mean, clone.forecast().mean)
+    assert [a.to_dict() for a in clone.alarms] == [a.to_dict() for a in auto.alarms]

@@ -254,6 +254,8 @@ class AutoForecaster(Forecaster):
             self.challenger_.learn_one(y, x_arr)
         model.learn_one(y, x_arr)
         self.monitor_.update(input=float(y), residual=err)
+        if self.decision_ is not None:
+            self.decision_.profile.live_drift_rate = self.monitor_.rate_per_1k("residual")
         keep = self.config.recent
         self.recent_y_ = np.append(self.recent_y_, y)[-keep:]
         self.recent_X_ = np.vstack([self.recent_X_, x_arr[None]])[-keep:]
