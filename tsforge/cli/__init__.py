@@ -37,6 +37,7 @@ EPILOG = """examples:
   tsforge models register --onnx model.onnx --metrics '{"mae": 0.4}' --promote
   tsforge models list; tsforge models rollback; tsforge models verify
   tsforge serve pipelines/kafka-production.toml --bootstrap-servers kafka-1:9092
+  tsforge backtest data.csv --target OT --models auto,mlp,uoro  family picked by the regime policy
 """
 
 __all__ = ["COMMANDS", "build_parser", "interval_config", "main"]
