@@ -17,7 +17,7 @@ realKnownCause, SKAB anomaly-free channels) x horizons 1 and 24 x every name in
 
 Options: ``--models a,b`` (default: all registered), ``--series ETTh1/OT,...``,
 ``--horizons 1,24``, ``--data DIR`` (default ``../shared/datasets``), ``--out DIR``,
-``--resume`` (keep the cells already in ``--out``/rows.jsonl).
+``--resume`` (keep the cells already in ``--out``/rows.jsonl), ``--report-only``.
 
 Writes rows.jsonl (one row per cell, as it finishes), accuracy.csv,
 accuracy.json (rows, settings, per-family summary, coverage check) and
@@ -67,8 +67,8 @@ MODES = {
     "quick": Mode("quick", last=1200, epochs=2, online_hidden=8,
                   statespace={"refit_every": 0, "max_window": 500, "maxiter": 10},
                   series=("ETTh1/OT", "NAB/machine_temperature_system_failure")),
-    "table": Mode("table", last=2000, epochs=5, online_hidden=8,
-                  statespace={"refit_every": 1000, "max_window": 1000, "maxiter": 25}),
+    "table": Mode("table", last=1200, epochs=5, online_hidden=8,
+                  statespace={"refit_every": 0, "max_window": 300, "maxiter": 10}),
     "full": Mode("full", last=None, epochs=None, online_hidden=None),
 }
 
@@ -83,6 +83,9 @@ def model_params(name: str, mode: Mode) -> dict[str, Any]:
         params["hidden"] = mode.online_hidden
     if "refit_every" in fields:
         params.update({k: v for k, v in mode.statespace.items() if k in fields})
+    if "params" in fields:  # a selector (``auto``): the same budget for the families it builds
+        nested = {n: model_params(n, mode) for n in available() if n != name}
+        params["params"] = {n: p for n, p in nested.items() if p}
     return params
 
 
@@ -147,7 +150,10 @@ def main() -> None:
     parser.add_argument("--horizons", default="1,24")
     parser.add_argument("--data", default=str(DEFAULT_ROOT))
     parser.add_argument("--out", default="benchmarks/out/accuracy")
-    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the cells already in OUT/rows.jsonl, run only the others")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rebuild the tables from OUT/rows.jsonl without running models")
     args = parser.parse_args()
     mode = MODES["quick" if args.quick else "full" if args.full else "table"]
     names = [m.strip() for m in args.models.split(",")] if args.models else available()
@@ -168,10 +174,14 @@ def main() -> None:
 
     torch.set_num_threads(1)
     jsonl = out / "rows.jsonl"
+    keep = args.resume or args.report_only
     rows = [json.loads(line) for line in jsonl.read_text().splitlines()] \
-        if args.resume and jsonl.exists() else []
+        if keep and jsonl.exists() else []
+    if args.report_only:
+        chosen = []
+        settings["series"] = sorted({r["series"] for r in rows})
     done = {(r["series"], r["horizon"], r["model"]) for r in rows}
-    if not args.resume:
+    if not keep:
         jsonl.write_text("")
     t_start = time.perf_counter()
     for s in chosen:

@@ -147,8 +147,8 @@ def markdown(rows: list[dict[str, Any]], summary: dict[str, Any],
     """Headline table (one row per family), coverage check and per-cell MASE."""
     levels = settings["levels"]
     hs = summary["horizons"]
-    head = (["family", "kind"] + [f"MASE h={h}" for h in hs]
-            + [f"cov {lvl:g}" for lvl in levels] + ["worst cell |cov−lvl|"]
+    head = (["family", "kind", "cells"] + [f"MASE h={h}" for h in hs]
+            + [f"cov {lvl:g}" for lvl in levels] + ["worst cell error"]
             + [f"width {lvl:g} / naive" for lvl in levels]
             + ["fit s", "µs/step", "best in cells"])
     lines = [f"Mode `{settings['mode']['name']}`: {len(summary['series'])} series x "
@@ -159,7 +159,7 @@ def markdown(rows: list[dict[str, Any]], summary: dict[str, Any],
     for name, f in sorted(fams.items(), key=lambda kv: _num(kv[1]["mase"])):
         if not f["cells"]:
             continue
-        cols = ([name, f["kind"]] + [_f(f[f"mase_h{h}"], ".3f") for h in hs]
+        cols = ([name, f["kind"], str(f["cells"])] + [_f(f[f"mase_h{h}"], ".3f") for h in hs]
                 + [_f(f[f"coverage_{lvl:g}"], ".3f") for lvl in levels]
                 + [_f(f["worst_cell_coverage_error"], ".3f")]
                 + [_f(f[f"width_vs_naive_{lvl:g}"], ".2f") for lvl in levels]
@@ -194,6 +194,7 @@ def last_line(summary: dict[str, Any], settings: dict[str, Any], out: Path) -> d
         "benchmark": "accuracy", "mode": settings["mode"]["name"],
         "baseline": "seasonal_naive", "candidate": summary["candidate_label"],
         "ratio": summary["ratio"],
+        "candidate_cells": fams[summary["candidate"]]["cells"] if summary["candidate"] else 0,
         "ratio_meaning": "median over series x horizons of seasonal-naive MASE / candidate MASE",
         "ratio_oracle_best_tsforge_per_cell": summary["ratio_oracle"],
         "cells": summary["cells"], "series": len(summary["series"]),
