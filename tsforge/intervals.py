@@ -32,7 +32,7 @@ Deviations from the paper, and why:
   by the largest residual in the window.  Multi-step errors miss in long runs
   after a shift, and a 95 % interval recovers from a run of ``k`` misses only
   after about ``19 k`` hits, so the uncapped rule served infinite 95 % intervals
-  on 4-10 % of readings of NAB and ETTh1 (``benchmarks/RESULTS_issue11.md``):
+  on 4-10 % of readings of NAB and ETTh1 (``benchmarks/RESULTS_intervals.md``):
   useless to an operator, and not valid JSON.  The cap bounds widths by what the
   window has seen, at a cost of a few hundredths of a point of coverage there;
 - ``a_t`` is kept in ``[-gamma, 1 + gamma]``, the range the paper proves for
