@@ -19,7 +19,8 @@ from tsforge.models.recurrent import RecurrentCore  # noqa: E402
 def test_cell_step_equals_the_core(kind, layers):
     torch.manual_seed(layers)
     cores = [RecurrentCore(kind, 2, 8, layers, 3, 0.0),
-             DSFCore(kind, 2, 8, layers, 3, torch.zeros(8), residual=True)]
+             DSFCore(kind, 2, 8, layers, 3, torch.zeros(8), residual=True,
+                     layer_norm=False)]
     for core in cores:
         core.eval()
         step = step_module(core)
@@ -32,6 +33,13 @@ def test_cell_step_equals_the_core(kind, layers):
                 torch.testing.assert_close(yb, ya, atol=1e-6, rtol=1e-6)
                 torch.testing.assert_close(sb, sa, atol=1e-6, rtol=1e-6)
                 state = sa
+
+
+def test_cores_without_a_cell_form_export_their_own_step():
+    """The diagonal SSM and layer-normed DSF stacks have no built-in cell: kept as they are."""
+    for core in (DSFCore("diag", 2, 8, 1, 3, torch.zeros(8), residual=False, layer_norm=False),
+                 DSFCore("gru", 2, 8, 2, 3, torch.zeros(8), residual=True, layer_norm=True)):
+        assert step_module(core) is core
 
 
 def test_exported_gru_step_uses_gemm_not_the_recurrent_operator(tmp_path):

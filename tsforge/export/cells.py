@@ -95,7 +95,8 @@ def step_module(core: Any) -> Any:
     if isinstance(core, RecurrentCore):
         cells = [_cell(core.kind, core.rnn, i) for i in range(core.layers)]
         return CellStep(core.kind, cells, core.head, "stacked").eval()
-    if isinstance(core, DSFCore):
+    if isinstance(core, DSFCore) and core.kind in CELLS and core.norms is None:
+        # the diagonal SSM cell and layer-normed stacks keep their own step graph
         cells = [_cell(core.kind, rnn, 0) for rnn in core.rnns]
         return CellStep(core.kind, cells, core.head, "per_layer", core.residual).eval()
     return core
