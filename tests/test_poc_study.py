@@ -1,0 +1,75 @@
+"""Pieces of the PoC study: folder reading, drift alarms and the family pick."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tsforge.data import read_folder
+from tsforge.errors import ConfigError, DataError
+from tsforge.preprocess import analyze
+from tsforge.report.alarms import watch
+from tsforge.report.pick import pick_family
+
+
+def _csv(path: Path, header: str, rows: int, step_s: int = 60) -> None:
+    rng = np.random.default_rng(0)
+    n_cols = header.count(",")
+    lines = [header] + [
+        f"{1704067200 + step_s * i}," + ",".join(f"{v:.4f}" for v in rng.normal(size=n_cols))
+        for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_folder_is_read_file_by_file_with_columns_and_last(tmp_path: Path) -> None:
+    _csv(tmp_path / "b_press.csv", "timestamp,pressure,flow", 300)
+    _csv(tmp_path / "a_oven.csv", "timestamp,temp", 200, step_s=3600)
+    (tmp_path / "notes.txt").write_text("not data")
+    files = read_folder(tmp_path)
+    assert [f.name for f in files] == ["a_oven", "b_press"]
+    assert files[0].report.freq == "1h" and files[1].frame.sensors == ["pressure", "flow"]
+    only = read_folder(tmp_path, columns=["flow"], last=50)
+    assert [(f.name, f.frame.sensors, len(f.frame)) for f in only] == [("b_press", ["flow"], 50)]
+    assert only[0].report.n_rows_out == 300  # validated on the whole file
+    with pytest.raises(DataError, match=r"\['flwo'\] are in no CSV file"):
+        read_folder(tmp_path, columns=["flwo"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="holds no .csv file"):
+        read_folder(tmp_path / "empty")
+
+
+def test_drift_alarms_fire_after_a_level_step_and_an_error_jump_not_before() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.normal(0.0, 1.0, 1000)
+    y[600:] += 4.0  # the process level steps up at 600
+    forecast = y[500:] + rng.normal(0.0, 0.3, 500)  # a good model on the streamed part ...
+    forecast[300:] += rng.normal(0.0, 3.0, 200)  # ... that gets worse from reading 800
+    tl = watch(y, 500, forecast, detectors=["adwin", "page_hinkley"])
+    for det in ("adwin", "page_hinkley"):
+        first_input = min(a.index for a in tl.alarms if a.detector == det and a.signal == "input")
+        assert 600 <= first_input < 700, det
+    residual = [a.index for a in tl.alarms if a.signal == "residual" and a.detector == "adwin"]
+    assert residual and 800 <= min(residual) < 900
+    assert tl.residual is not None and tl.residual.shape == (500,)
+    with pytest.raises(ConfigError, match="valid: adwin, page_hinkley, kswin"):
+        watch(y, 500, detectors=["cusum"])
+
+
+def test_pick_follows_the_regime_and_explains_itself() -> None:
+    rng = np.random.default_rng(1)
+    t = np.arange(1200)
+    seasonal = 5 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.5, t.size)
+    pick = pick_family(seasonal, analyze(seasonal, name="s"), params={"epochs": 2})
+    assert pick.family == "mlp" and pick.params == {"window": 48, "epochs": 2}
+    assert any("two seasons of 24" in r for r in pick.reasons) and not pick.overridden
+
+    shifting = np.repeat(rng.normal(0, 5, 12), 100) + rng.normal(0, 0.3, 1200)
+    pick = pick_family(shifting, analyze(shifting, name="x"), params={"epochs": 2})
+    assert pick.family == "esn" and pick.profile["alarms_per_1000"] > 2
+    assert any("['epochs'] do not apply to esn" in r for r in pick.reasons)
+
+    forced = pick_family(shifting, analyze(shifting, name="x"), family="gru",
+                         params={"hidden": 8})
+    assert (forced.family, forced.params, forced.overridden) == ("gru", {"hidden": 8}, True)
