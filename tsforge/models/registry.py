@@ -39,6 +39,8 @@ MODELS: dict[str, str] = {
     "holt_winters": "tsforge.models.holt_winters:HoltWinters",
     "ets": "tsforge.models.ets:ETS",
     "arima": "tsforge.models.arima:ARIMA",
+    # picks one of the families above per sensor by the regime policy (docs/selection.md)
+    "auto": "tsforge.selection.auto:AutoForecaster",
 }
 
 
