@@ -36,7 +36,7 @@ def test_folder_is_read_file_by_file_with_columns_and_last(tmp_path: Path) -> No
     with pytest.raises(DataError, match=r"\['flwo'\] are in no CSV file"):
         read_folder(tmp_path, columns=["flwo"])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="holds no .csv file"):
+    with pytest.raises(DataError, match=r"holds no \.csv file"):
         read_folder(tmp_path / "empty")
 
 
@@ -46,30 +46,33 @@ def test_drift_alarms_fire_after_a_level_step_and_an_error_jump_not_before() -> 
     y[600:] += 4.0  # the process level steps up at 600
     forecast = y[500:] + rng.normal(0.0, 0.3, 500)  # a good model on the streamed part ...
     forecast[300:] += rng.normal(0.0, 3.0, 200)  # ... that gets worse from reading 800
-    tl = watch(y, 500, forecast, detectors=["adwin", "page_hinkley"])
+    tl = watch(y, 500, forecast, detectors=["adwin", "page_hinkley"], sensor="s")
     for det in ("adwin", "page_hinkley"):
         first_input = min(a.index for a in tl.alarms if a.detector == det and a.signal == "input")
         assert 600 <= first_input < 700, det
     residual = [a.index for a in tl.alarms if a.signal == "residual" and a.detector == "adwin"]
     assert residual and 800 <= min(residual) < 900
     assert tl.residual is not None and tl.residual.shape == (500,)
-    with pytest.raises(ConfigError, match="valid: adwin, page_hinkley, kswin"):
+    assert all(a.sensor == "s" for a in tl.alarms)
+    only_input = watch(y, 500, None, detectors=["adwin"])
+    assert only_input.residual is None and only_input.count("residual") == 0
+    with pytest.raises(ConfigError, match="adwin, page_hinkley, kswin"):
         watch(y, 500, detectors=["cusum"])
 
 
-def test_pick_follows_the_regime_and_explains_itself() -> None:
+def test_pick_applies_the_selection_policy_and_explains_itself() -> None:
     rng = np.random.default_rng(1)
     t = np.arange(1200)
     seasonal = 5 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.5, t.size)
-    pick = pick_family(seasonal, analyze(seasonal, name="s"), params={"epochs": 2})
-    assert pick.family == "mlp" and pick.params == {"window": 48, "epochs": 2}
-    assert any("two seasons of 24" in r for r in pick.reasons) and not pick.overridden
+    stat = analyze(seasonal, name="s")
+    pick = pick_family(seasonal, stat, params={"epochs": 2, "reservoir": 50}, sensor="s")
+    assert (pick.family, pick.rule) == ("mlp", "R4") and not pick.overridden
+    assert pick.params == {"epochs": 2}
+    assert pick.explanation.startswith("picked mlp")
+    assert any("['reservoir'] do not apply to mlp" in r for r in pick.reasons)
+    assert dict(pick.profile_rows())["stationarity"] == "stationary"
 
-    shifting = np.repeat(rng.normal(0, 5, 12), 100) + rng.normal(0, 0.3, 1200)
-    pick = pick_family(shifting, analyze(shifting, name="x"), params={"epochs": 2})
-    assert pick.family == "esn" and pick.profile["alarms_per_1000"] > 2
-    assert any("['epochs'] do not apply to esn" in r for r in pick.reasons)
-
-    forced = pick_family(shifting, analyze(shifting, name="x"), family="gru",
-                         params={"hidden": 8})
-    assert (forced.family, forced.params, forced.overridden) == ("gru", {"hidden": 8}, True)
+    walk = np.cumsum(rng.normal(0, 1, 1200)) * np.linspace(1, 8, 1200)
+    pick = pick_family(walk, analyze(walk, name="w"), family="gru", params={"hidden": 8})
+    assert (pick.family, pick.params, pick.rule, pick.overridden) == ("gru", {"hidden": 8},
+                                                                      "R0", True)

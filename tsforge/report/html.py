@@ -170,9 +170,13 @@ def sensor_section(s: Any) -> str:
              + (f" (after it: {esc(st.after['decision'])})" if st.after else "") + ".</p>",
              _list(st.reasons), img(s.figures["decomposition"], f"{s.key} decomposition")]
     verb = "set by configuration" if s.pick.overridden else "picked"
-    parts += [f"<h3>Model family: {esc(s.pick.family)} ({verb})</h3>", _list(s.pick.reasons),
-              table(["measured", "value"], [[k, v if not isinstance(v, float) else num(v)]
-                                            for k, v in s.pick.profile.items()])]
+    parts += [f"<h3>Model family: {esc(s.pick.family)} ({verb})</h3>",
+              f"<p>Policy rule {esc(s.pick.rule)} ({esc(s.pick.role)}): "
+              f"<b>{esc(s.pick.explanation)}</b></p>",
+              "<p>Regime profile of the training part:</p>", _list(s.pick.reasons),
+              table(["measured", "value"], [[k, num(v) if isinstance(v, float) else
+                                             ("–" if v is None else v)]
+                                            for k, v in s.pick.profile_rows()])]
     levels = list(s.backtest.scores[0].coverage)
     rows, picked_row = [], None
     for i, sc in enumerate(sorted(s.backtest.scores, key=lambda x: x.mase)):

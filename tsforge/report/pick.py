@@ -1,10 +1,11 @@
 """The family a study trains for one sensor, and why.
 
-``family = "auto"`` applies the regime rule below to what the training part showed;
-any registry name overrides it (the explanation then says so).  The rule follows
-DESIGN §6: a series whose readings keep shifting (many drift alarms on the training
-part) gets an online learner that adapts while it serves; a stable one gets a
-windowed network whose window covers the season (or the dependence the ACF shows).
+The regime profile (:func:`tsforge.selection.profile_series`) is measured on the
+training part after the sensor's transform chain, and the documented policy
+(:func:`tsforge.selection.choose`, rules R0-R4 in ``docs/selection.md``) maps it to a
+registry family: the same decision the ``auto`` forecaster takes in production.  A
+family named in the configuration overrides the policy (rule R0) and the
+explanation says so.
 """
 
 from __future__ import annotations
@@ -14,90 +15,85 @@ from typing import Any
 
 import numpy as np
 
-from tsforge.report.alarms import run_detector
-
-#: ADWIN alarms per 1000 training readings above which the series counts as drifting.
-DRIFT_RATE_ONLINE = 2.0
-#: Window bounds of the windowed family (readings).
-MIN_WINDOW, MAX_WINDOW = 24, 288
-
 
 @dataclass
 class FamilyPick:
-    """The picked family with its parameters, the measurements and the reasons.
+    """The picked family with its parameters, the regime profile and the reasons.
 
     Attributes
     ----------
     family, params
-        Registry name and hyper-parameters given to it.
+        Registry name and the hyper-parameters given to it.
+    rule, role
+        The policy rule that fired (``"R2"``) and the family's role (``"online"``).
+    explanation
+        The policy's sentence: ``"picked uoro: ..."``.
     reasons
-        Plain-English lines ("picked esn because ...").
+        The profile's measurements in words, then any configuration note.
     profile
-        The measured regime figures the rule looked at.
+        The regime profile as a plain dict (:meth:`RegimeProfile.to_dict`).
     overridden
         True when the family was named in the configuration, not picked.
     """
 
     family: str
     params: dict[str, Any]
+    rule: str
+    role: str
+    explanation: str
     reasons: list[str] = field(default_factory=list)
     profile: dict[str, Any] = field(default_factory=dict)
     overridden: bool = False
 
-    def explain(self) -> str:
-        return f"{self.family}: " + "; ".join(self.reasons)
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-
-def regime_profile(y_train: np.ndarray, stationarity: Any) -> dict[str, Any]:
-    """Figures of the training part that the rule reads."""
-    z = np.asarray(y_train, dtype=np.float64)
-    z = (z - z.mean()) / (z.std() or 1.0)
-    alarms = run_detector("adwin", z)
-    return {
-        "readings": int(z.size),
-        "decision": stationarity.decision,
-        "after_chain": (stationarity.after or {}).get("decision"),
-        "period": stationarity.period,
-        "seasonal_strength": stationarity.seasonal_strength,
-        "trend_strength": stationarity.trend_strength,
-        "adwin_alarms": len(alarms),
-        "alarms_per_1000": 1000.0 * len(alarms) / max(z.size, 1),
-    }
+    def profile_rows(self) -> list[tuple[str, Any]]:
+        """The profile figures a reader compares with the policy's thresholds."""
+        keys = ("n", "chain", "stationarity", "adf_pvalue", "kpss_pvalue", "period",
+                "seasonal_strength", "pacf_order", "acf_decay", "spectral_radius",
+                "drift_rate", "input_drift_rate")
+        return [(k, self.profile.get(k)) for k in keys]
 
 
 def pick_family(y_train: np.ndarray, stationarity: Any, *, family: str = "auto",
-                params: dict[str, Any] | None = None) -> FamilyPick:
-    """Pick the family for one sensor from its training part and stationarity report."""
-    params = dict(params or {})
-    profile = regime_profile(y_train, stationarity)
-    if family != "auto":
-        return FamilyPick(family, params, [f"set in the configuration (family = '{family}')"],
-                          profile, overridden=True)
-    rate = profile["alarms_per_1000"]
-    reasons = [f"the training part is {profile['decision']}; after the transform chain "
-               f"it is {profile['after_chain'] or 'not re-tested'}"]
-    if rate > DRIFT_RATE_ONLINE:
-        reasons.append(f"ADWIN raised {profile['adwin_alarms']} alarms on the readings "
-                       f"({rate:.1f} per 1000 > {DRIFT_RATE_ONLINE}): the level keeps "
-                       "shifting, so an echo state network that keeps learning online "
-                       "(recursive least squares) follows it")
-        return FamilyPick("esn", _accepted("esn", params, reasons), reasons, profile)
-    period = profile["period"]
-    window = int(np.clip(2 * period if period else MIN_WINDOW * 2, MIN_WINDOW, MAX_WINDOW))
-    reasons.append(f"ADWIN raised {profile['adwin_alarms']} alarms ({rate:.1f} per 1000 <= "
-                   f"{DRIFT_RATE_ONLINE}): a stable regime, so a windowed network trained "
-                   f"on the history (lag MLP)")
-    why = f"two seasons of {period}" if period else "no season found, the default"
-    reasons.append(f"window {window} readings: {why}, within [{MIN_WINDOW}, {MAX_WINDOW}]")
-    chosen = {"window": window, **_accepted("mlp", params, reasons)}
-    return FamilyPick("mlp", chosen, reasons, profile)
+                params: dict[str, Any] | None = None, sensor: str = "series",
+                detectors: Any = None) -> FamilyPick:
+    """Profile the training part and apply the selection policy.
+
+    Parameters
+    ----------
+    y_train
+        The training part in engineering units.
+    stationarity
+        Its :class:`~tsforge.preprocess.StationarityReport`: the transform chain and
+        season the profile is measured under.
+    family
+        ``"auto"`` (the policy decides) or a registry name (override).
+    params
+        Configured hyper-parameters; those the picked family does not take are left
+        out and named in the reasons (a trained family's ``epochs`` means nothing
+        to an echo state network).
+    sensor
+        Name carried into the profile.
+    detectors
+        Drift detector specs for the profile's drift rate (None: the defaults).
+    """
+    from tsforge.selection import choose, profile_series
+
+    profile = profile_series(np.asarray(y_train, dtype=np.float64), sensor=sensor,
+                             transforms=stationarity.transforms, period=stationarity.period,
+                             detectors=detectors)
+    decision = choose(profile, override=None if family == "auto" else family)
+    reasons = list(profile.reasons)
+    chosen = _accepted(decision.family, dict(params or {}), reasons)
+    return FamilyPick(family=decision.family, params=chosen, rule=decision.rule,
+                      role=decision.role, explanation=decision.explanation, reasons=reasons,
+                      profile=profile.to_dict(), overridden=decision.rule == "R0")
 
 
 def _accepted(family: str, params: dict[str, Any], reasons: list[str]) -> dict[str, Any]:
-    """The configured ``params`` the picked family takes; the others are named in ``reasons``."""
+    """The configured ``params`` the family takes; the others are named in ``reasons``."""
     from tsforge.models.registry import model_class
 
     fields = model_class(family).Config.__dataclass_fields__

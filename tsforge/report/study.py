@@ -25,7 +25,7 @@ import numpy as np
 from tsforge.data import PreparedFile, read_folder
 from tsforge.errors import ConfigError
 from tsforge.report import figures
-from tsforge.report.alarms import DriftTimeline, watch
+from tsforge.report.alarms import DriftTimeline, detector_specs, watch
 from tsforge.report.pick import FamilyPick, pick_family
 
 #: Readings per day, used for the seasonal-naive baseline when no season is detected.
@@ -180,7 +180,8 @@ def study_sensor(prepared: PreparedFile, sensor: str, spec: Any, *,
     n_train = int(len(y) * spec.model.train_fraction)
     stat = analyze(y[:n_train], name=key)
     family, params, transform_mode = spec.sensor(sensor)
-    pick = pick_family(y[:n_train], stat, family=family, params=params)
+    pick = pick_family(y[:n_train], stat, family=family, params=params, sensor=key,
+                       detectors=detector_specs(spec.drift.detectors, spec.drift.params))
     transforms = stat.transforms if transform_mode == "auto" else []
     period = baseline_period(frame, stat.period, n_train)
     onnx = None if export_dir is None else export_dir / f"{prepared.name}__{sensor}.onnx"
@@ -188,8 +189,9 @@ def study_sensor(prepared: PreparedFile, sensor: str, spec: Any, *,
                                      export_to=onnx, sensor=key)
     runtime = runtime_check(export, result, pick, key) if export is not None else {}
     one_step = result.predictions[pick.family][:, 0]
-    timeline = watch(y, result.test_start, one_step, detectors=spec.drift.detectors,
-                     signals=spec.drift.signals, params=spec.drift.params)
+    timeline = watch(y, result.test_start, one_step, transforms=transforms,
+                     detectors=spec.drift.detectors, signals=spec.drift.signals,
+                     params=spec.drift.params, sensor=key, time=frame.time)
     t = frame.time
     figs = {
         "decomposition": figures.decomposition_png(
