@@ -76,3 +76,32 @@ def test_pick_applies_the_selection_policy_and_explains_itself() -> None:
     pick = pick_family(walk, analyze(walk, name="w"), family="gru", params={"hidden": 8})
     assert (pick.family, pick.params, pick.rule, pick.overridden) == ("gru", {"hidden": 8},
                                                                       "R0", True)
+
+
+def test_a_family_without_onnx_step_is_backtested_and_says_why(tmp_path: Path) -> None:
+    from tsforge.pipeline import parse_spec
+    from tsforge.report.html import render_html
+    from tsforge.report.study import Study, study_sensor
+
+    t = np.arange(400)
+    rng = np.random.default_rng(2)
+    lines = ["timestamp,flow"] + [f"{1704067200 + 3600 * i},{v:.4f}" for i, v in
+                                  enumerate(10 + np.sin(2 * np.pi * t / 24)
+                                            + rng.normal(0, 0.1, t.size))]
+    (tmp_path / "line.csv").write_text("\n".join(lines) + "\n")
+    spec = parse_spec({"name": "hw", "use": "csv", "source": {"path": str(tmp_path)},
+                       "model": {"family": "holt_winters", "horizon": 3},
+                       "drift": {"detectors": ["page_hinkley"]}})
+    (prepared,) = read_folder(tmp_path)
+    s = study_sensor(prepared, "flow", spec, export_dir=tmp_path / "models")
+    assert s.pick.family == "holt_winters" and s.pick.overridden and s.export is None
+    assert "no ONNX streaming step" in s.runtime["note"]
+    assert {sc.model for sc in s.backtest.scores} == {"naive", "seasonal_naive",
+                                                      "holt_winters"}
+    assert s.backtest.period == 24
+    assert all(a.detector == "page_hinkley" for a in s.drift.alarms)
+    page = render_html(Study(name="hw", source=str(tmp_path), files=[prepared], sensors=[s],
+                             settings={"horizon": 3, "family": "holt_winters",
+                                       "levels": [0.8, 0.95]}))
+    assert "Not exported: holt_winters has no ONNX streaming step" in page
+    assert not list((tmp_path / "models").glob("*.onnx"))

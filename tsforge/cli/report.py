@@ -13,7 +13,7 @@ from tsforge.cli._common import json_arg, split
 
 #: ``--quick``: readings kept per file and training epochs.
 QUICK_LAST = 1500
-QUICK_PARAMS = {"epochs": 3}
+QUICK_PARAMS = {"epochs": 5, "batch_size": 64}
 
 
 def register(sub: argparse._SubParsersAction) -> None:

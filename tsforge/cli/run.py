@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from tsforge.cli import COMMANDS, main
     from tsforge.pipeline import load_spec
     from tsforge.pipeline.runner import run_pipeline
 
@@ -33,5 +34,9 @@ def run(args: argparse.Namespace) -> int:
               f"{spec.model.family}, horizon {spec.model.horizon}; output {spec.output.path}")
         print("  the spec is valid")
         return 0
+    if spec.use == "kafka" and "serve" in COMMANDS:
+        # the production worker is its own command; hand the file over to it
+        print("handing over to `tsforge serve` (the production Kafka worker)")
+        return main(["serve", args.pipeline])
     run_pipeline(spec, last=args.last or None, log=print)
     return 0

@@ -24,10 +24,10 @@ from typing import Any
 from tsforge.errors import ConfigError
 from tsforge.io_utils import atomic_write_bytes
 
-#: The command that runs each kind of pipeline that ``tsforge run`` does not run itself.
+#: How each kind of pipeline that ``tsforge run`` does not run itself is started.
 SERVICE_COMMANDS = {
     "kafka": "tsforge serve {path}",
-    "edge": "tsforge-edge run --pipeline {path}",
+    "edge": "tsforge-edge run MODEL.onnx on the edge box, with the settings of {path}",
 }
 
 
@@ -63,8 +63,8 @@ def run_pipeline(spec: Any, *, last: int | None = None,
     if spec.use != "csv":
         command = SERVICE_COMMANDS[spec.use].format(path=spec.origin or "PIPELINE.toml")
         raise ConfigError(f"pipeline '{spec.name}' has use = '{spec.use}': it is a long-running "
-                          f"service, started with `{command}`; `tsforge run` runs csv "
-                          "pipelines (use = 'csv')")
+                          f"service, started with: {command}. `tsforge run` runs csv "
+                          "pipelines (use = 'csv') itself")
     from tsforge.report import run_study, write_html
 
     say = log or (lambda _text: None)

@@ -202,7 +202,8 @@ def sensor_section(s: Any) -> str:
 
 def export_section(s: Any) -> str:
     if s.export is None:
-        return "<h3>Export</h3><p>Not exported (no export folder given).</p>"
+        why = s.runtime.get("note", "no export folder was given")
+        return f"<h3>ONNX export</h3><p>Not exported: {esc(why)}.</p>"
     e, r = s.export, s.runtime
     diff = r.get("max_abs_diff_vs_library")
     agree = ("online model: it keeps learning in the library, the edge serves the exported "

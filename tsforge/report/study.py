@@ -132,7 +132,9 @@ def backtest_sensor(y: np.ndarray, pick: FamilyPick, spec: Any, *, transforms: l
     exported: dict[str, Any] = {}
 
     def export_after_fit(model: Any) -> None:
-        if export_to is not None and model.name == pick.family and "report" not in exported:
+        # peers (statsmodels, river) have no ONNX step: they are backtested, not exported
+        if (export_to is not None and model.name == pick.family and model.model.exportable
+                and "report" not in exported):
             from tsforge.export import export_onnx
 
             exported["report"] = export_onnx(model, export_to, sensor=sensor, parity_steps=500)
@@ -188,6 +190,8 @@ def study_sensor(prepared: PreparedFile, sensor: str, spec: Any, *,
     result, export = backtest_sensor(y, pick, spec, transforms=transforms, period=period,
                                      export_to=onnx, sensor=key)
     runtime = runtime_check(export, result, pick, key) if export is not None else {}
+    if export is None and onnx is not None:
+        runtime = {"note": f"{pick.family} has no ONNX streaming step; it is backtested only"}
     one_step = result.predictions[pick.family][:, 0]
     timeline = watch(y, result.test_start, one_step, transforms=transforms,
                      detectors=spec.drift.detectors, signals=spec.drift.signals,
