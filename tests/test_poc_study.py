@@ -35,6 +35,17 @@ def test_folder_is_read_file_by_file_with_columns_and_last(tmp_path: Path) -> No
     assert only[0].report.n_rows_out == 300  # validated on the whole file
     with pytest.raises(DataError, match=r"\['flwo'\] are in no CSV file"):
         read_folder(tmp_path, columns=["flwo"])
+    (tmp_path / "known_events.json").write_text(
+        '{"b_press.csv": [{"start": "2024-01-01 01:00", "end": "2024-01-01 02:00", '
+        '"label": "valve stuck"}]}')
+    oven, press = read_folder(tmp_path)
+    assert oven.events == [] and press.events == [
+        (np.datetime64("2024-01-01T01:00", "ns"), np.datetime64("2024-01-01T02:00", "ns"),
+         "valve stuck")]
+    (tmp_path / "known_events.json").write_text('{"b_press.csv": [{"begin": "x"}]}')
+    with pytest.raises(DataError, match="not a valid events file"):
+        read_folder(tmp_path)
+    (tmp_path / "known_events.json").unlink()
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"holds no \.csv file"):
         read_folder(tmp_path / "empty")
@@ -89,6 +100,9 @@ def test_a_family_without_onnx_step_is_backtested_and_says_why(tmp_path: Path) -
                                   enumerate(10 + np.sin(2 * np.pi * t / 24)
                                             + rng.normal(0, 0.1, t.size))]
     (tmp_path / "line.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "known_events.json").write_text(
+        '{"line.csv": [{"start": "2024-01-10", "end": "2024-01-12", "label": "pump swap"}, '
+        '{"start": "2025-01-01", "end": "2025-01-02", "label": "after the data"}]}')
     spec = parse_spec({"name": "hw", "use": "csv", "source": {"path": str(tmp_path)},
                        "model": {"family": "holt_winters", "horizon": 3},
                        "drift": {"detectors": ["page_hinkley"]}})
@@ -104,4 +118,10 @@ def test_a_family_without_onnx_step_is_backtested_and_says_why(tmp_path: Path) -
                              settings={"horizon": 3, "family": "holt_winters",
                                        "levels": [0.8, 0.95]}))
     assert "Not exported: holt_winters has no ONNX streaming step" in page
+    (event,) = s.event_alarms()  # the event after the data is left out
+    assert (event["label"], event["start"]) == ("pump swap", "2024-01-10T00:00")
+    inside = [a for a in s.drift.alarms if np.datetime64("2024-01-10") <= s.time[a.index]
+              <= np.datetime64("2024-01-12")]
+    assert event["input_alarms"] + event["residual_alarms"] == len(inside)
+    assert "Known events in this period" in page and "pump swap" in page
     assert not list((tmp_path / "models").glob("*.onnx"))

@@ -3,17 +3,30 @@
 A plant hands over one export per machine or line, each with its own clock and
 sampling step, so the files are never joined: every file becomes its own
 :class:`SensorFrame` with its own :class:`ValidationReport`.
+
+A folder may also hold ``known_events.json``: what the plant knows happened (a
+failure, a maintenance stop), per file, so that a study can set its drift alarms
+against it::
+
+    {"line3.csv": [{"start": "2024-03-01 06:00", "end": "2024-03-01 09:30",
+                    "label": "bearing replaced"}]}
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from tsforge.data.csv import read_csv
 from tsforge.data.frame import SensorFrame
 from tsforge.data.validate import DataPolicy, ValidationReport, prepare
 from tsforge.errors import DataError
+
+#: Optional file of a folder listing known events per CSV file.
+EVENTS_FILE = "known_events.json"
 
 
 @dataclass
@@ -28,11 +41,15 @@ class PreparedFile:
         The repaired, regular series (possibly only its last ``last`` readings).
     report
         What validation found and repaired, on the whole file.
+    events
+        Known events of this file from the folder's ``known_events.json``:
+        ``(start, end, label)`` with ``datetime64`` bounds.
     """
 
     path: Path
     frame: SensorFrame
     report: ValidationReport
+    events: list[tuple[np.datetime64, np.datetime64, str]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -81,6 +98,7 @@ def read_folder(path: str | Path, *, columns: list[str] | None = None,
         look at a long export); None keeps everything.
     """
     wanted = list(columns or [])
+    events = known_events(Path(path) if Path(path).is_dir() else Path(path).parent)
     out: list[PreparedFile] = []
     found: set[str] = set()
     for file in csv_files(path):
@@ -94,9 +112,25 @@ def read_folder(path: str | Path, *, columns: list[str] | None = None,
         frame, report = prepare(frame, policy)
         if last is not None and len(frame) > last:
             frame = frame.slice(len(frame) - last, len(frame))
-        out.append(PreparedFile(path=file, frame=frame, report=report))
+        out.append(PreparedFile(path=file, frame=frame, report=report,
+                                events=events.get(file.name, [])))
     missing = [c for c in wanted if c not in found]
     if missing:
         raise DataError(f"{path}: column(s) {missing} are in no CSV file; check the names "
                         "(they are case-sensitive)")
     return out
+
+
+def known_events(folder: Path) -> dict[str, list[tuple[np.datetime64, np.datetime64, str]]]:
+    """The folder's ``known_events.json`` (see the module docstring); empty when absent."""
+    file = folder / EVENTS_FILE
+    if not file.is_file():
+        return {}
+    try:
+        table = json.loads(file.read_text(encoding="utf-8"))
+        return {name: [(np.datetime64(e["start"], "ns"), np.datetime64(e["end"], "ns"),
+                        str(e.get("label", "known event"))) for e in entries]
+                for name, entries in table.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DataError(f"{file}: not a valid events file ({exc}); expected "
+                        '{"file.csv": [{"start": "...", "end": "...", "label": "..."}]}') from exc

@@ -31,6 +31,17 @@ def new_figure(rows: int, height: float, width: float = 11.0) -> tuple[Any, Any]
     return fig, axes
 
 
+def date_axes(axes: Any, x: np.ndarray) -> None:
+    """Compact date ticks that never collide at a month's end (datetime ``x`` only)."""
+    if np.asarray(x).dtype.kind != "M":
+        return
+    mdates = require("matplotlib.dates", "plots")
+    for ax in axes:
+        locator = mdates.AutoDateLocator(interval_multiples=False)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
 def to_png(fig: Any, dpi: int = 80) -> bytes:
     """Render ``fig`` to PNG bytes."""
     buf = io.BytesIO()
@@ -87,6 +98,7 @@ def forecast_png(result: Any, model: str, *, time: Any = None, last: int = 600,
     ax2.set_title(f"{title}: forecast {horizon} steps ahead vs actual")
     ax3.set_title("mean absolute error by forecast step (lower is better)")
     ax3.set_xlabel("steps ahead")
+    date_axes((ax1, ax2), x)
     for ax in (ax1, ax2, ax3):
         ax.legend(loc="upper left", fontsize=7, ncol=3)
         ax.grid(alpha=0.3)
@@ -101,8 +113,12 @@ def _issued_for_reading(values: np.ndarray, step: int) -> np.ndarray:
     return out
 
 
-def drift_png(y: np.ndarray, timeline: Any, *, time: Any = None, title: str = "") -> bytes:
+def drift_png(y: np.ndarray, timeline: Any, *, time: Any = None, title: str = "",
+              events: list[tuple[Any, Any, str]] | None = None) -> bytes:
     """The series with every drift alarm of ``timeline`` marked on it.
+
+    ``events`` are known ``(start, end, label)`` periods (same unit as ``time``),
+    shaded on both panels so that alarms can be set against what really happened.
 
     ``timeline`` is a :class:`tsforge.report.alarms.DriftTimeline`.  Alarms on the
     readings are drawn on the upper panel; alarms on the forecast errors (which start
@@ -120,6 +136,11 @@ def drift_png(y: np.ndarray, timeline: Any, *, time: Any = None, title: str = ""
         if 0 < test_start < len(y):
             ax.axvline(x[test_start], color="black", ls="--", lw=0.9,
                        label="model fitted up to here")
+    shown = [(a, b) for a, b, _label in events or [] if b >= x[0] and a <= x[-1]]
+    for k, (start, end) in enumerate(shown):
+        for ax in (ax1, ax2):
+            ax.axvspan(max(start, x[0]), min(end, x[-1]), color="gold", alpha=0.35, lw=0,
+                       label="known event" if k == 0 else None)
     seen: set[tuple[str, str]] = set()
     for alarm in timeline.alarms:
         ax = ax1 if alarm.signal == "input" else ax2
@@ -129,6 +150,7 @@ def drift_png(y: np.ndarray, timeline: Any, *, time: Any = None, title: str = ""
         seen.add(key)
     ax1.set_title(f"{title}: drift alarms on the readings")
     ax2.set_title("drift alarms on the forecast errors of the picked model")
+    date_axes((ax1, ax2), x)
     for ax in (ax1, ax2):
         ax.legend(loc="upper left", fontsize=7, ncol=4)
         ax.grid(alpha=0.3)

@@ -35,6 +35,7 @@ table { border-collapse: collapse; margin: 0.6em 0 1em; font-size: 0.85em; }
 th, td { border: 1px solid #d0d7de; padding: 0.25em 0.55em; text-align: right; }
 th { background: #f3f5f7; }
 td.t, th.t { text-align: left; }
+td.t { overflow-wrap: anywhere; min-width: 11em; max-width: 18em; }
 tr.picked td { background: #eaf7ea; font-weight: 600; }
 img { max-width: 100%; border: 1px solid #e3e6e8; margin: 0.4em 0; }
 .meta { color: #57606a; font-size: 0.9em; }
@@ -196,6 +197,13 @@ def sensor_section(s: Any) -> str:
     counts = {sig: s.drift.count(sig) for sig in ("input", "residual")}
     parts += [f"<h3>Drift alarms: {counts['input']} on the readings, {counts['residual']} on "
               "the forecast errors</h3>", img(s.figures["drift"], f"{s.key} drift alarms")]
+    events = s.event_alarms()
+    if events:
+        parts += ["<p>Known events in this period (shaded) and the alarms raised during "
+                  "them:</p>",
+                  table(["event", "start", "end", "alarms on readings", "alarms on errors"],
+                        [[e["label"], e["start"], e["end"], e["input_alarms"],
+                          e["residual_alarms"]] for e in events], text_cols=3)]
     parts.append(export_section(s))
     return "\n".join(parts)
 
@@ -224,10 +232,18 @@ def _list(items: list[str]) -> str:
     return '<ul class="reasons">' + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>"
 
 
+def shown_path(path: str | Path) -> str:
+    """``path`` relative to the working directory when it lies below it, else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def render_html(study: Any) -> str:
     """The whole report as one HTML string."""
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    meta = (f"Source: {esc(study.source)} · {len(study.files)} file(s), "
+    meta = (f"Source: {esc(shown_path(study.source))} · {len(study.files)} file(s), "
             f"{len(study.sensors)} sensor(s) · horizon {esc(study.settings['horizon'])} "
             f"readings · family {esc(study.settings['family'])} · generated {now} in "
             f"{study.seconds:.0f} s")

@@ -51,8 +51,7 @@ class FamilyPick:
     def profile_rows(self) -> list[tuple[str, Any]]:
         """The profile figures a reader compares with the policy's thresholds."""
         keys = ("n", "chain", "stationarity", "adf_pvalue", "kpss_pvalue", "period",
-                "seasonal_strength", "pacf_order", "acf_decay", "spectral_radius",
-                "drift_rate", "input_drift_rate")
+                "pacf_order", "acf_decay", "spectral_radius", "drift_rate", "input_drift_rate")
         return [(k, self.profile.get(k)) for k in keys]
 
 

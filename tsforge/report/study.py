@@ -49,6 +49,7 @@ class SensorStudy:
     export: Any = None
     runtime: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, bytes] = field(default_factory=dict)
+    events: list[tuple[Any, Any, str]] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -64,11 +65,25 @@ class SensorStudy:
         return min((s for s in self.backtest.scores if s.model in BASELINES),
                    key=lambda s: s.mase)
 
+    def event_alarms(self) -> list[dict[str, Any]]:
+        """Each known event inside the studied period with the alarms raised during it."""
+        t0, t1 = self.time[0], self.time[-1]
+        out = []
+        for start, end, label in self.events:
+            if end < t0 or start > t1:
+                continue
+            inside = [a for a in self.drift.alarms if start <= self.time[a.index] <= end]
+            out.append({"label": label, "start": str(start)[:16], "end": str(end)[:16],
+                        "input_alarms": sum(a.signal == "input" for a in inside),
+                        "residual_alarms": sum(a.signal == "residual" for a in inside)})
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "file": self.file, "sensor": self.sensor, "readings": len(self.y),
             "stationarity": self.stationarity.to_dict(), "pick": self.pick.to_dict(),
             "backtest": self.backtest.to_json(), "drift": self.drift.to_dict(),
+            "events": self.event_alarms(),
             "export": self.export.to_dict() if self.export is not None else None,
             "runtime": self.runtime,
         }
@@ -202,11 +217,11 @@ def study_sensor(prepared: PreparedFile, sensor: str, spec: Any, *,
             y[:n_train], stat, time=t[:n_train], title=f"{key}: STL decomposition "
             "of the training part"),
         "forecast": figures.forecast_png(result, pick.family, time=t, title=key),
-        "drift": figures.drift_png(y, timeline, time=t, title=key),
+        "drift": figures.drift_png(y, timeline, time=t, title=key, events=prepared.events),
     }
     return SensorStudy(file=prepared.name, sensor=sensor, time=t, y=y, stationarity=stat,
                        pick=pick, backtest=result, drift=timeline, export=export,
-                       runtime=runtime, figures=figs)
+                       runtime=runtime, figures=figs, events=list(prepared.events))
 
 
 def run_study(spec: Any, *, last: int | None = None, export_dir: str | Path | None = None,
