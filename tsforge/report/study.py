@@ -164,7 +164,7 @@ def backtest_sensor(y: np.ndarray, pick: FamilyPick, spec: Any, *, transforms: l
     return result, exported.get("report")
 
 
-def runtime_check(export: Any, result: Any, pick: FamilyPick, sensor: str) -> dict[str, Any]:
+def runtime_check(export: Any, result: Any, family: str, sensor: str) -> dict[str, Any]:
     """Stream the held-out readings through the torch-free runtime from the exported state.
 
     Returns onnxruntime's per-step latency (p50, p99 in µs) and, for a frozen model,
@@ -175,13 +175,13 @@ def runtime_check(export: Any, result: Any, pick: FamilyPick, sensor: str) -> di
     from tsforge.runtime import StreamingRuntime
 
     runtime = StreamingRuntime(export.onnx_path)
-    preds = result.predictions[pick.family]
+    preds = result.predictions[family]
     actual = result.actual
     gap = 0.0
     for i in range(len(actual) - 1):
         forecast = runtime.push(sensor, float(actual[i]))
         gap = max(gap, float(np.max(np.abs(forecast - preds[i + 1]))))
-    online = next(s.online for s in result.scores if s.model == pick.family)
+    online = next(s.online for s in result.scores if s.model == family)
     return {"steps": len(actual) - 1, "p50_us": runtime.latency.percentile_us(50),
             "p99_us": runtime.latency.percentile_us(99),
             "max_abs_diff_vs_library": None if online else gap, "online": online}
@@ -204,7 +204,7 @@ def study_sensor(prepared: PreparedFile, sensor: str, spec: Any, *,
     onnx = None if export_dir is None else export_dir / f"{prepared.name}__{sensor}.onnx"
     result, export = backtest_sensor(y, pick, spec, transforms=transforms, period=period,
                                      export_to=onnx, sensor=key)
-    runtime = runtime_check(export, result, pick, key) if export is not None else {}
+    runtime = runtime_check(export, result, pick.family, key) if export is not None else {}
     if export is None and onnx is not None:
         runtime = {"note": f"{pick.family} has no ONNX streaming step; it is backtested only"}
     one_step = result.predictions[pick.family][:, 0]
