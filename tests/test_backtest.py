@@ -13,6 +13,8 @@ from tsforge.metrics import forecast_errors, seasonal_naive_scale
 JSON_KEYS = {"model", "mae", "rmse", "mase", "fit_seconds", "predict_us_per_step", "horizon",
              "n_train", "n_test", "online", "transforms", "transform_chain", "mae_by_step",
              "coverage", "interval_width"}
+# added by the family selection (auto): which family forecast and why
+JSON_KEYS |= {"family", "explanation", "switches", "n_alarms"}
 
 
 def test_naive_scores_match_hand_computation():

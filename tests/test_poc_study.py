@@ -77,7 +77,7 @@ def test_pick_applies_the_selection_policy_and_explains_itself() -> None:
     seasonal = 5 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.5, t.size)
     stat = analyze(seasonal, name="s")
     pick = pick_family(seasonal, stat, params={"epochs": 2, "reservoir": 50}, sensor="s")
-    assert (pick.family, pick.rule) == ("mlp", "R4") and not pick.overridden
+    assert (pick.family, pick.role) == ("mlp", "windowed") and not pick.overridden
     assert pick.params == {"epochs": 2}
     assert pick.explanation.startswith("picked mlp")
     assert any("['reservoir'] do not apply to mlp" in r for r in pick.reasons)

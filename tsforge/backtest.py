@@ -40,6 +40,10 @@ class ModelScore:
     ``coverage`` and ``interval_width`` map a nominal level written as a string
     (``"0.95"``) to the share of readings inside the issued intervals and to their
     mean width in engineering units; both are empty when intervals are off.
+    ``family`` is the registry family that produced the forecasts at the end (for
+    ``auto``, the one the regime policy picked or switched to), ``explanation`` the
+    policy's reason, ``switches`` the live switches and ``n_alarms`` the drift alarms
+    raised while streaming (empty/0 for models that do not select themselves).
     """
 
     model: str
@@ -57,6 +61,10 @@ class ModelScore:
     mae_by_step: list[float] = field(default_factory=list)
     coverage: dict[str, float] = field(default_factory=dict)
     interval_width: dict[str, float] = field(default_factory=dict)
+    family: str = ""
+    explanation: str = ""
+    switches: list[dict[str, Any]] = field(default_factory=list)
+    n_alarms: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,6 +76,8 @@ class BacktestResult:
 
     ``intervals[model][level]`` is ``(lower, upper)``, each shaped like the model's
     predictions ``(n_test, H)``, NaN where no interval was issued (warm-up).
+    ``drift[model]`` lists the drift alarms and live switches of self-selecting
+    models (``auto``) by index into ``actual``, for plots.
     """
 
     scores: list[ModelScore]
@@ -78,6 +88,8 @@ class BacktestResult:
     mase_scale: float
     intervals: dict[str, dict[float, tuple[np.ndarray, np.ndarray]]] = field(
         default_factory=dict)
+    #: model -> {"alarms": [(stream index, detector, signal)], "switches": [stream index]}
+    drift: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
     def table(self) -> str:
         """A plain-text table of the scores, best MASE first."""
@@ -174,7 +186,7 @@ def backtest(
 
     scale = seasonal_naive_scale(y[:n_train], period)
     actual = y[n_train:]
-    scores, predictions, bands = [], {}, {}
+    scores, predictions, bands, drift = [], {}, {}, {}
     for spec in models:
         model = _build(spec, horizon, period)
         wrapped = TransformedForecaster(model, transforms, intervals=intervals)
@@ -196,6 +208,11 @@ def backtest(
                 band[lvl][0][i], band[lvl][1][i] = lo, hi
             wrapped.learn_one(actual[i], X_arr[n_train + i])
         per_step = (time.perf_counter() - t0) / max(len(actual), 1) * 1e6
+        selection = _selection_report(model)
+        if selection["n_alarms"] or selection["switches"]:
+            drift[model.name] = {
+                "alarms": [(a.index, a.detector, a.signal) for a in getattr(model, "alarms", [])],
+                "switches": [e["index"] for e in selection["switches"]]}
         errors = forecast_errors(preds, actual)
         by_step = [mae(errors[:, h]) for h in range(model.horizon)]
         scores.append(
@@ -209,11 +226,23 @@ def backtest(
                           for lvl, (lo, hi) in band.items()},
                 interval_width={f"{lvl:g}": interval_width(lo, hi)
                                 for lvl, (lo, hi) in band.items()},
+                **selection,
             )
         )
         predictions[model.name] = preds
         bands[model.name] = band
-    return BacktestResult(scores, actual, predictions, n_train, period, scale, bands)
+    return BacktestResult(scores, actual, predictions, n_train, period, scale, bands, drift)
+
+
+def _selection_report(model: Forecaster) -> dict[str, Any]:
+    """Family, explanation, switches and alarm count of a self-selecting model."""
+    decision = getattr(model, "decision", None)
+    return {
+        "family": getattr(model, "family", None) or model.name,
+        "explanation": decision.explanation if decision is not None else "",
+        "switches": [e.to_dict() for e in getattr(model, "switches", [])],
+        "n_alarms": len(getattr(model, "alarms", [])),
+    }
 
 
 def _iterate(iterable: Any, enabled: bool, desc: str) -> Any:

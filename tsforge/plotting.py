@@ -20,6 +20,9 @@ def plot_backtest(result: Any, path: str | Path, *, time: np.ndarray | None = No
                   last: int = 2000, title: str = "Backtest") -> Path:
     """Forecast vs actual on the streamed part (1 step and H steps ahead) and MAE by horizon.
 
+    Drift alarms and family switches of self-selecting models (``auto``) are marked
+    on the one-step panel.
+
     ``result`` is a :class:`tsforge.backtest.BacktestResult`; the last ``last``
     readings are shown so that the curves stay readable.
     """
@@ -43,6 +46,10 @@ def plot_backtest(result: Any, path: str | Path, *, time: np.ndarray | None = No
     for score in result.scores:
         ax3.plot(np.arange(1, score.horizon + 1), score.mae_by_step, marker="o", ms=3,
                  label=score.model)
+    for marks in getattr(result, "drift", {}).values():
+        from tsforge.drift.plot import mark_drift
+
+        mark_drift(ax1, x, [a for a in marks["alarms"] if a[0] >= lo], marks["switches"])
     ax1.set_title(f"{title}: one step ahead")
     ax2.set_title(f"{title}: {result.scores[0].horizon} steps ahead")
     ax3.set_title("MAE by forecast step")

@@ -33,6 +33,7 @@ EPILOG = """examples:
   tsforge backtest data.csv --target OT --horizon 24 --models naive,seasonal_naive,mlp
   tsforge backtest data.csv --target OT --models naive,ets,arima,snarimax,holt_winters --levels 0.9
   tsforge export data.csv --target OT --model mlp --out model.onnx
+  tsforge backtest data.csv --target OT --models auto,mlp,uoro  family picked by the regime policy
   tsforge report examples/data/factory --out report.html   PoC study as one HTML file
   tsforge run pipelines/factory-csv-poc.toml               run a declarative pipeline
 """

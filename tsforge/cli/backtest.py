@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_args(p, target=True)
     p.add_argument("--horizon", type=int, default=1, help="steps ahead (H), default 1")
     p.add_argument("--models", default="naive,seasonal_naive,mlp",
-                   help="comma-separated registry names (see `tsforge models-available`)")
+                   help="comma-separated registry names (see `tsforge models-available`); "
+                   "'auto' picks the family per sensor by the regime policy")
     p.add_argument("--params", default="{}",
                    help='JSON of per-model parameters, e.g. \'{"mlp": {"window": 96}}\'')
     p.add_argument("--train-fraction", type=float, default=0.7, help="share used for fitting")
@@ -52,6 +53,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nbacktest of '{target}' ({len(frame)} readings, horizon {args.horizon}, "
           f"train {result.test_start}, stream {len(result.actual)}, season {result.period})")
     print(result.table())
+    for score in result.scores:
+        if score.explanation:
+            print(f"\n{score.model}: {score.explanation}")
+            print(f"  {score.n_alarms} drift alarms while streaming; family at the end: "
+                  f"{score.family}")
+            for event in score.switches:
+                print(f"  reading {event['index']}: {event['reason']}")
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_json(), indent=1))
         print(f"wrote {args.json}")

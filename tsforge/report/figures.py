@@ -141,13 +141,11 @@ def drift_png(y: np.ndarray, timeline: Any, *, time: Any = None, title: str = ""
         for ax in (ax1, ax2):
             ax.axvspan(max(start, x[0]), min(end, x[-1]), color="gold", alpha=0.35, lw=0,
                        label="known event" if k == 0 else None)
-    seen: set[tuple[str, str]] = set()
-    for alarm in timeline.alarms:
-        ax = ax1 if alarm.signal == "input" else ax2
-        key = (alarm.detector, alarm.signal)
-        ax.axvline(x[alarm.index], color=ALARM_COLOURS.get(alarm.detector, "tab:red"),
-                   lw=0.9, alpha=0.8, label=None if key in seen else f"{alarm.detector} alarm")
-        seen.add(key)
+    from tsforge.drift.plot import mark_drift
+
+    for ax, signal in ((ax1, "input"), (ax2, "residual")):
+        mark_drift(ax, x, [(a.index, a.detector, a.signal) for a in timeline.alarms
+                           if a.signal == signal])
     ax1.set_title(f"{title}: drift alarms on the readings")
     ax2.set_title("drift alarms on the forecast errors of the picked model")
     date_axes((ax1, ax2), x)

@@ -2,7 +2,7 @@
 
 The regime profile (:func:`tsforge.selection.profile_series`) is measured on the
 training part after the sensor's transform chain, and the documented policy
-(:func:`tsforge.selection.choose`, rules R0-R4 in ``docs/selection.md``) maps it to a
+(:func:`tsforge.selection.choose`, the rule table in ``docs/selection.md``) maps it to a
 registry family: the same decision the ``auto`` forecaster takes in production.  A
 family named in the configuration overrides the policy (rule R0) and the
 explanation says so.

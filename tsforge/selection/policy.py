@@ -9,13 +9,21 @@ rule   when                                                 family (default)
 =====  ===================================================  ======================
 R0     the sensor has an override                           the override
 R1     history shorter than ``min_history`` readings        ``short_history`` (esn)
-R2     persistent drift: residual alarms per 1k readings    online[0] (uoro)
+R2     fast drift: residual alarms per 1k readings          ``fast_online`` (uoro)
+       >= ``fast_drift_rate``
+R3     persistent drift: residual alarms per 1k readings    online[0] (esn)
        >= ``drift_rate``, or not stationary after the
        chain (ADF p > 0.05 or KPSS p < 0.05)
-R3     long dependence (PACF order > ``long_dependence``)   fixed_feedback (dsf_gru)
+R4     long dependence (PACF order > ``long_dependence``)   fixed_feedback (dsf_gru)
        and a stable regime (spectral radius < ``max_radius``)
-R4     otherwise (short dependence, stable regime)          windowed (mlp)
+R5     otherwise (short dependence, stable regime)          windowed (mlp)
 =====  ===================================================  ======================
+
+Why two online rules: the echo state network learns its readout by recursive
+least squares with forgetting factor 0.999, a memory of about 1,000 readings; when
+alarms come faster than one per 200 readings that memory holds several regimes at
+once, and UORO's gradient steps track the change faster (measured in
+``benchmarks/selection_regret.py``, see ``docs/selection.md``).
 
 Every family name is a registry name, and every role is configurable
 (:class:`PolicyConfig`): the online candidates are a list so that new online
@@ -32,7 +40,7 @@ from tsforge.errors import ConfigError
 from tsforge.selection.profile import RegimeProfile
 
 #: The roles a family plays in the policy.
-ROLES = ("windowed", "fixed_feedback", "online", "short_history")
+ROLES = ("windowed", "fixed_feedback", "online", "fast_online", "short_history")
 
 
 @dataclass(frozen=True)
@@ -46,31 +54,37 @@ class PolicyConfig:
         by batch; the short-history family learns from the stream instead.
     drift_rate
         Residual alarms per 1,000 warm-up readings from which drift counts as persistent.
+    fast_drift_rate
+        Residual alarms per 1,000 readings from which drift counts as fast (a change
+        every 200 readings or less): the ``fast_online`` family takes over.
     long_dependence
         PACF order above which a windowed model's window would have to be long;
         the fixed-feedback recurrent family carries the memory in its state instead.
     max_radius
         Spectral radius of the fitted AR model below which the regime counts as stable.
-    windowed, fixed_feedback, short_history
+    windowed, fixed_feedback, short_history, fast_online
         Registry names of those roles.
     online
-        Online candidates, best first: R2 picks the first; a live switch away from an
+        Online candidates, best first: R3 picks the first; a live switch away from an
         online family tries the windowed family, a switch to online the first candidate.
     """
 
     min_history: int = 300
     drift_rate: float = 2.0
+    fast_drift_rate: float = 5.0
     long_dependence: int = 24
-    max_radius: float = 0.995
+    max_radius: float = 1.0
     windowed: str = "mlp"
     fixed_feedback: str = "dsf_gru"
-    online: tuple[str, ...] = ("uoro", "rtrl", "esn")
+    online: tuple[str, ...] = ("esn", "uoro", "rtrl")
+    fast_online: str = "uoro"
     short_history: str = "esn"
 
     def __post_init__(self) -> None:
         from tsforge.models.registry import MODELS
 
-        names = [self.windowed, self.fixed_feedback, self.short_history, *self.online]
+        names = [self.windowed, self.fixed_feedback, self.short_history, self.fast_online,
+                 *self.online]
         unknown = [n for n in names if n not in MODELS]
         if unknown:
             raise ConfigError(f"policy names unknown model(s) {unknown}; valid names: "
@@ -115,11 +129,13 @@ class Decision:
 RULES: list[tuple[str, str, str]] = [
     ("R0", "the sensor has an override", "the override"),
     ("R1", "history shorter than `min_history` readings", "short_history"),
-    ("R2", "persistent drift: residual alarms per 1k warm-up readings >= `drift_rate`, or "
+    ("R2", "fast drift: residual alarms per 1k warm-up readings >= `fast_drift_rate`",
+     "fast_online"),
+    ("R3", "persistent drift: residual alarms per 1k warm-up readings >= `drift_rate`, or "
            "not stationary after the transform chain (ADF p > 0.05 or KPSS p < 0.05)", "online"),
-    ("R3", "long dependence (PACF order > `long_dependence`) and a stable regime (AR "
+    ("R4", "long dependence (PACF order > `long_dependence`) and a stable regime (AR "
            "spectral radius < `max_radius`)", "fixed_feedback"),
-    ("R4", "otherwise: short dependence, stable regime", "windowed"),
+    ("R5", "otherwise: short dependence, stable regime", "windowed"),
 ]
 
 
@@ -137,14 +153,17 @@ def rule_table_markdown(config: PolicyConfig | None = None) -> str:
     return "\n".join(lines)
 
 
-def _facts(p: RegimeProfile) -> str:
-    return (f"ADF p={p.adf_pvalue:.2f}, KPSS p={p.kpss_pvalue:.2f} after {_short_chain(p)}; "
-            f"PACF order {p.pacf_order}; spectral radius {p.spectral_radius:.2f}; "
-            f"{p.drift_rate:.1f} drift alarms per 1k readings")
+def _facts(p: RegimeProfile, with_drift: bool = True) -> str:
+    drift = f"; {p.drift_rate:.1f} drift alarms per 1k readings" if with_drift else ""
+    return (f"ADF p={p.adf_pvalue:.2f} after {_short_chain(p)}, KPSS p={p.kpss_pvalue:.2f}; "
+            f"PACF order {p.pacf_order}; spectral radius {p.spectral_radius:.2f}{drift}")
+
+
+_GERUNDS = {"difference": "differencing", "deseasonalize": "deseasonalizing"}
 
 
 def _short_chain(p: RegimeProfile) -> str:
-    kinds = [s["kind"] for s in p.transforms if s.get("kind") != "scale"]
+    kinds = [_GERUNDS.get(s["kind"], s["kind"]) for s in p.transforms if s.get("kind") != "scale"]
     return " + ".join(kinds) if kinds else ("scaling" if p.transforms else "the pipeline chain")
 
 
@@ -163,10 +182,10 @@ def choose(profile: RegimeProfile, config: PolicyConfig | None = None,
     """
     c = config or PolicyConfig()
     p = profile
-    facts = _facts(p)
 
-    def decide(rule: str, role: str, family: str, why: str) -> Decision:
-        return Decision(p.sensor, family, role, rule, f"picked {family}: {why} ({facts})", p)
+    def decide(rule: str, role: str, family: str, why: str, drift: bool = True) -> Decision:
+        text = f"picked {family}: {why}; {_facts(p, drift)}"
+        return Decision(p.sensor, family, role, rule, text, p)
 
     if override:
         from tsforge.models.registry import MODELS
@@ -178,19 +197,25 @@ def choose(profile: RegimeProfile, config: PolicyConfig | None = None,
     if p.n < c.min_history:
         return decide("R1", "short_history", c.short_history,
                       f"only {p.n} readings of history (< {c.min_history}), too few to train "
-                      "by batch; it learns from the stream")
+                      "by batch, it learns from the stream")
+    if p.drift_rate >= c.fast_drift_rate:
+        return decide("R2", "fast_online", c.fast_online,
+                      f"{p.drift_rate:.1f} drift alarms per 1k readings (>= "
+                      f"{c.fast_drift_rate:g}), a change every {1000 / p.drift_rate:.0f} "
+                      "readings, the model must track it step by step", drift=False)
     unstationary = p.stationarity != "stationary"
     if p.drift_rate >= c.drift_rate or unstationary:
+        drifting = p.drift_rate >= c.drift_rate
         why = (f"{p.drift_rate:.1f} drift alarms per 1k readings (>= {c.drift_rate:g})"
-               if p.drift_rate >= c.drift_rate else
+               if drifting else
                f"still {p.stationarity} after {_short_chain(p)} (ADF p={p.adf_pvalue:.2f})")
-        return decide("R2", "online", c.online[0], why + ": the regime keeps moving, so the "
-                      "model must keep learning")
+        return decide("R3", "online", c.online[0], why + ", the regime keeps moving and the "
+                      "model must keep learning", drift=not drifting)
     if p.pacf_order > c.long_dependence and p.spectral_radius < c.max_radius:
-        return decide("R3", "fixed_feedback", c.fixed_feedback,
+        return decide("R4", "fixed_feedback", c.fixed_feedback,
                       f"dependence of {p.pacf_order} lags (> {c.long_dependence}) in a stable, "
-                      f"stationary regime: the recurrent state carries the memory")
+                      f"stationary regime, the recurrent state carries the memory")
     stable = "stable" if p.spectral_radius < c.max_radius else "near-unit-root"
-    return decide("R4", "windowed", c.windowed,
+    return decide("R5", "windowed", c.windowed,
                   f"short dependence ({p.pacf_order} lags <= {c.long_dependence}), "
                   f"{stable}, no persistent drift: a window covers it")

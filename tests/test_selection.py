@@ -1,0 +1,193 @@
+"""Regime profile, selection policy and the ``auto`` forecaster."""
+
+from __future__ import annotations
+
+import dataclasses
+import doctest
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tsforge.selection.profile
+from tsforge.errors import ConfigError
+from tsforge.models import create
+from tsforge.selection import PolicyConfig, RegimeProfile, choose, profile_series
+from tsforge.selection.policy import rule_table_markdown
+from tsforge.selection.synthetic import random_walk, seasonal_ar, white_noise
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "selection.md"
+SMALL = {"mlp": {"window": 8, "hidden": 16, "epochs": 3, "batch_size": 64},
+         "dsf_gru": {"hidden": 8, "epochs": 2, "seq_len": 32},
+         "uoro": {"hidden": 6, "fit_readings": 200}, "esn": {"reservoir": 20, "washout": 10}}
+
+
+def _profile(**changes) -> RegimeProfile:
+    base = RegimeProfile(sensor="s1", n=2000, transforms=[{"kind": "difference"},
+                                                          {"kind": "scale"}],
+                         chain="difference -> scale", adf_pvalue=0.001, kpss_pvalue=0.1,
+                         stationarity="stationary", pacf_order=3, spectral_radius=0.6,
+                         drift_rate=0.0)
+    return dataclasses.replace(base, **changes)
+
+
+@pytest.mark.parametrize("changes,rule,family", [
+    ({}, "R5", "mlp"),
+    ({"n": 120}, "R1", "esn"),
+    ({"drift_rate": 6.2}, "R2", "uoro"),
+    ({"drift_rate": 4.1}, "R3", "esn"),
+    ({"stationarity": "non-stationary", "adf_pvalue": 0.31}, "R3", "esn"),
+    ({"pacf_order": 73, "spectral_radius": 0.999}, "R4", "dsf_gru"),
+    ({"pacf_order": 73, "spectral_radius": 1.01}, "R5", "mlp"),
+])
+def test_rule_table(changes, rule: str, family: str) -> None:
+    d = choose(_profile(**changes))
+    assert (d.rule, d.family) == (rule, family)
+    assert d.explanation.startswith(f"picked {family}: ")
+
+
+def test_explanations_give_the_evidence_in_plain_words() -> None:
+    d = choose(_profile(drift_rate=4.1, adf_pvalue=0.31))
+    assert "4.1 drift alarms per 1k readings" in d.explanation
+    assert d.explanation.startswith("picked esn: 4.1 drift alarms per 1k readings")
+    assert "ADF p=0.31 after differencing" in d.explanation
+    d = choose(_profile(stationarity="non-stationary", adf_pvalue=0.31))
+    assert "still non-stationary after differencing (ADF p=0.31)" in d.explanation
+
+
+def test_override_and_configured_families() -> None:
+    d = choose(_profile(drift_rate=9.0), override="esn")
+    assert (d.rule, d.family) == ("R0", "esn")
+    with pytest.raises(ConfigError, match="valid names"):
+        choose(_profile(), override="prophet")
+    cfg = PolicyConfig(online=("uoro", "esn"), windowed="tcn", fast_online="rtrl")
+    assert choose(_profile(drift_rate=3.0), cfg).family == "uoro"
+    assert choose(_profile(drift_rate=9.0), cfg).family == "rtrl"
+    assert choose(_profile(), cfg).family == "tcn"
+    with pytest.raises(ConfigError, match="unknown model"):
+        PolicyConfig(online=("ptncn_typo",))
+
+
+def test_docs_carry_the_rule_table() -> None:
+    assert rule_table_markdown() in DOCS.read_text()
+
+
+def test_profile_measures_the_regimes() -> None:
+    fast = "adwin,page_hinkley"
+    wn = profile_series(white_noise(500), sensor="wn", detectors=fast)
+    assert (wn.stationarity, wn.pacf_order) == ("stationary", 0)
+    assert wn.spectral_radius < 0.1 and wn.drift_rate == 0.0
+    rw = profile_series(random_walk(500), sensor="rw", detectors=fast)
+    assert [s["kind"] for s in rw.transforms] == ["difference", "scale"]
+    assert rw.stationarity == "stationary"  # after differencing
+    sar = profile_series(seasonal_ar(1000), sensor="sar", transforms=[{"kind": "scale"}],
+                         detectors=fast)
+    assert sar.pacf_order >= 72 and 0.9 < sar.spectral_radius < 1.0
+    assert choose(sar).family == "dsf_gru"
+    assert RegimeProfile.from_dict(json.loads(json.dumps(sar.to_dict()))).to_dict() == \
+        sar.to_dict()
+
+
+def test_profile_docstring_example() -> None:
+    assert doctest.testmod(tsforge.selection.profile).failed == 0
+
+
+def _drifting(seed: int = 0) -> np.ndarray:
+    """400 readings of AR(1) 0.8, then the mean jumps by 4 and phi flips to -0.5."""
+    rng = np.random.default_rng(seed)
+    e = rng.normal(0, 0.3, 900)
+    y = np.zeros(900)
+    for t in range(1, 900):
+        mean, phi = (0.0, 0.8) if t < 400 else (4.0, -0.5)
+        prev_mean = 0.0 if t - 1 < 400 else 4.0
+        y[t] = mean + phi * (y[t - 1] - prev_mean) + e[t]
+    return y
+
+
+def test_auto_switches_family_on_persistent_drift_and_reports_it() -> None:
+    y = _drifting()
+    auto = create("auto", family="mlp", params=SMALL, detectors="adwin,page_hinkley",
+                  recent=200, trial=100, cooldown=200)
+    heard = []
+    auto.subscribe(heard.append)
+    auto.fit(y[:350])
+    assert auto.decision.rule == "R0" and auto.family == "mlp"
+    for v in y[350:]:
+        auto.learn_one(v)
+    assert auto.switches, f"no switch; trials: {[e.reason for e in auto.events]}"
+    first = auto.switches[0]
+    assert (first.incumbent, first.challenger, first.switched) == ("mlp", "esn", True)
+    assert first.index > 50 and first.challenger_mae < 0.85 * first.incumbent_mae
+    assert first.reason.startswith("switched mlp -> esn: ") and "residual drift alarms" in \
+        first.reason
+    assert heard == auto.events and auto.family == "esn"
+    assert any(a.signal == "residual" for a in auto.alarms)
+
+
+def test_auto_without_drift_keeps_its_family() -> None:
+    y = white_noise(700)
+    auto = create("auto", params=SMALL, detectors="adwin,page_hinkley", recent=200, trial=50)
+    auto.fit(y[:400])
+    for v in y[400:]:
+        auto.learn_one(v)
+    assert auto.events == [] and auto.family == auto.decision.family
+
+
+def test_auto_falls_back_on_short_history() -> None:
+    auto = create("auto", params=SMALL).fit(white_noise(120))
+    assert (auto.decision.rule, auto.family) == ("R1", "esn")
+    assert "only 120 readings" in auto.decision.explanation
+
+
+def test_backtest_auto_reports_family_and_explanation() -> None:
+    from tsforge.backtest import backtest
+
+    auto = ("auto", {"params": SMALL, "detectors": "adwin,page_hinkley"})
+    result = backtest(_drifting(1)[:700], models=[auto], intervals=None)
+    score = result.to_json()[0]
+    assert score["model"] == "auto" and score["family"] in SMALL
+    assert score["explanation"].startswith(f"picked {score['family']}")
+    assert {"switches", "n_alarms"} <= set(score)
+
+
+def test_analyze_cli_shows_profile_and_recommendation(tmp_path, capsys) -> None:
+    from tsforge.cli import main
+
+    n = 600
+    stamps = np.datetime64("2024-01-01T00:00") + np.arange(n) * np.timedelta64(1, "h")
+    csv = tmp_path / "plant.csv"
+    rows = [f"{t},{a:.6f},{b:.6f}" for t, a, b in
+            zip(stamps.astype(str), white_noise(n), random_walk(n))]
+    csv.write_text("timestamp,flow,level\n" + "\n".join(rows) + "\n")
+    out_json = tmp_path / "a.json"
+    code = main(["analyze", str(csv), "--family", "level=uoro", "--json", str(out_json),
+                 "--plots", str(tmp_path / "plots")])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "flow: regime profile of" in text and "recommendation (R" in text
+    assert "recommendation (R0): picked uoro: set by the user" in text
+    sensors = json.loads(out_json.read_text())["sensors"]
+    assert sensors["level"]["recommendation"]["family"] == "uoro"
+    assert sensors["flow"]["regime"]["pacf_order"] == 0
+    assert (tmp_path / "plots" / "flow_drift.png").stat().st_size > 0
+    assert main(["analyze", str(csv), "--family", "pump=uoro"]) == 2  # unknown sensor
+
+
+def test_live_drift_rate_and_state_round_trip() -> None:
+    y = _drifting(2)
+    auto = create("auto", family="esn", params=SMALL, detectors="adwin,page_hinkley")
+    auto.fit(y[:350])
+    for v in y[350:500]:
+        auto.learn_one(v)
+    assert auto.decision.profile.live_drift_rate == pytest.approx(
+        1000 * sum(a.signal == "residual" for a in auto.alarms) / 150)
+    clone = create("auto", **auto.get_params())
+    clone.n_covariates_ = auto.n_covariates_
+    clone.load_state_dict(auto.state_dict())
+    assert clone.decision.to_dict() == auto.decision.to_dict()
+    for v in y[500:]:
+        auto.learn_one(v)
+        clone.learn_one(v)
+    np.testing.assert_array_equal(auto.forecast().mean, clone.forecast().mean)
+    assert [a.to_dict() for a in clone.alarms] == [a.to_dict() for a in auto.alarms]
