@@ -15,10 +15,8 @@ import numpy as np
 
 from tsforge.optional import require
 
-#: Colours of the drift-alarm markers, by detector.
 #: Colour of the picked model and its intervals.
 PICKED = "tab:green"
-ALARM_COLOURS = {"adwin": "tab:red", "page_hinkley": "tab:purple", "kswin": "tab:brown"}
 
 
 def new_figure(rows: int, height: float, width: float = 11.0) -> tuple[Any, Any]:
