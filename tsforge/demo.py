@@ -16,8 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 DEMO_FILE = "machine_temperature_system_failure.csv"
 HORIZON = 12  # one hour ahead at 5-minute sampling
 DAY = 288  # readings per day at 5-minute sampling
@@ -40,7 +38,7 @@ def run_demo(out_dir: str | Path = "tsforge-demo-out", *, quick: bool = False) -
     from tsforge.models.transformed import TransformedForecaster
     from tsforge.plotting import plot_backtest
     from tsforge.preprocess import analyze, plot_decomposition
-    from tsforge.runtime import StreamingRuntime
+    from tsforge.report.study import runtime_check
 
     t_start = time.perf_counter()
     out = Path(out_dir)
@@ -82,16 +80,10 @@ def run_demo(out_dir: str | Path = "tsforge-demo-out", *, quick: bool = False) -
          f"parity vs PyTorch {rep.parity_max_abs_error:.1e} over {rep.parity_steps} steps")
 
     _say("\n5/6 stream the held-out tail through the torch-free runtime")
-    runtime = StreamingRuntime(rep.onnx_path)
-    mlp_preds = result.predictions["mlp"]
-    tail = result.actual
-    gaps = np.empty(len(tail) - 1)
-    for i in range(len(tail) - 1):
-        forecast = runtime.push("machine_temperature", tail[i])
-        gaps[i] = np.max(np.abs(forecast - mlp_preds[i + 1]))
-    lat50, lat99 = runtime.latency.percentile_us(50), runtime.latency.percentile_us(99)
-    _say(f"runtime vs library forecasts: max |diff| = {gaps.max():.2e} °F over {len(gaps)} steps; "
-         f"onnxruntime step latency p50 {lat50:.1f} µs, p99 {lat99:.1f} µs")
+    check = runtime_check(rep, result, "mlp", "machine_temperature")
+    gap, lat50, lat99 = check["max_abs_diff_vs_library"], check["p50_us"], check["p99_us"]
+    _say(f"runtime vs library forecasts: max |diff| = {gap:.2e} °F over {check['steps']} "
+         f"steps; onnxruntime step latency p50 {lat50:.1f} µs, p99 {lat99:.1f} µs")
 
     elapsed = time.perf_counter() - t_start
     summary = {
@@ -99,8 +91,7 @@ def run_demo(out_dir: str | Path = "tsforge-demo-out", *, quick: bool = False) -
         "analysis": stat.to_dict(),
         "backtest": result.to_json(),
         "export": rep.to_dict(),
-        "runtime": {"max_abs_diff_vs_library": float(gaps.max()), "p50_us": lat50,
-                    "p99_us": lat99},
+        "runtime": {"max_abs_diff_vs_library": gap, "p50_us": lat50, "p99_us": lat99},
         "seconds": elapsed,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))

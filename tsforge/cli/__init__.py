@@ -25,6 +25,8 @@ COMMANDS: list[str] = [
     "models_available",
     "models",
     "serve",
+    "report",
+    "run",
 ]
 
 EPILOG = """examples:
@@ -38,6 +40,8 @@ EPILOG = """examples:
   tsforge models list; tsforge models rollback; tsforge models verify
   tsforge serve pipelines/kafka-production.toml --bootstrap-servers kafka-1:9092
   tsforge backtest data.csv --target OT --models auto,mlp,uoro  family picked by the regime policy
+  tsforge report examples/data/factory --out report.html   PoC study as one HTML file
+  tsforge run pipelines/factory-csv-poc.toml               run a declarative pipeline
 """
 
 __all__ = ["COMMANDS", "build_parser", "interval_config", "main"]

@@ -31,6 +31,8 @@ def plot_decomposition(
 ) -> Path:
     """Draw series, trend, seasonal and remainder panels (and the ACF) to a PNG.
 
+    The figure is :func:`decomposition_figure`; this writes it to ``path``.
+
     The decomposition is recomputed on the window the report analysed (its last
     ``report.window`` points) with the report's period, exactly as :func:`analyze`
     computed the strengths; the series panel shows the whole series with that window
@@ -62,6 +64,23 @@ def plot_decomposition(
     DataError
         ``y`` or ``time`` does not match the report's length.
     """
+    fig = decomposition_figure(y, report, time=time, title=title, acf=acf)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png", dpi=90)
+    return out
+
+
+def decomposition_figure(
+    y: Any,
+    report: StationarityReport,
+    *,
+    time: Any = None,
+    title: str | None = None,
+    acf: bool = True,
+) -> Any:
+    """The matplotlib ``Figure`` drawn by :func:`plot_decomposition` (Agg canvas attached),
+    for callers that embed it elsewhere (an HTML report, a notebook)."""
     require("matplotlib", "plotting a decomposition")
     figure_mod = require("matplotlib.figure", "plotting a decomposition")
     backend_agg = require("matplotlib.backends.backend_agg", "plotting a decomposition")
@@ -109,10 +128,7 @@ def plot_decomposition(
         f"{s['kind']}({s['period']})" if "period" in s else s["kind"] for s in report.transforms
     )
     fig.suptitle(title or f"{report.name}: {report.decision}; chain {chain}", fontsize=11)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", dpi=90)
-    return out
+    return fig
 
 
 def _acf_panel(ax: Any, w: np.ndarray, report: StationarityReport) -> None:
