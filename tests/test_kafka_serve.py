@@ -345,20 +345,13 @@ def test_serve_from_registry_keys_carry_the_champion_name(kafka_broker, served_m
 def test_bad_champion_is_rolled_back_to_the_previous_version(kafka_broker, served_models,
                                                              tmp_path):
     """A champion with wrong sensor statistics loses to the previous version in shadow."""
-    import shutil
+    from serve_fixtures import registry_with_bad_champion
 
     from tsforge.registry import Registry
-    from tsforge.serve.models import load_groups
 
     store = tmp_path / "models"
-    shutil.copytree(served_models.store, store)
-    (good,) = load_groups(store)
-    registry = Registry(good.registry, create=False)
-    bad_chains = {s: [{"kind": "scale", "mean": 0.0, "std": 1e-3}] for s in good.sensors}
-    bad = registry.register(onnx=good.onnx_path, family=good.family,
-                            extra={"sensors": bad_chains, "group": good.name})
-    registry.promote(bad.name)
-    assert (registry.champion, registry.previous) == (bad.name, good.version)
+    registry, bad, good = registry_with_bad_champion(served_models, store)
+    assert (registry.champion, registry.previous) == (bad, good)
     name = "rollback"
     create_topics(kafka_broker, {f"{name}-in": 1, f"{name}-out": 1, f"{name}-dlq": 1})
     n = produce(kafka_broker, f"{name}-in", served_models, 0, 60)
@@ -368,9 +361,9 @@ def test_bad_champion_is_rolled_back_to_the_previous_version(kafka_broker, serve
                        extra=monitor)
     done, _ = run_in_process(cfg, kafka_broker, n)
     assert done["readings"] == n
-    assert Registry(good.registry, create=False).champion == good.version
+    assert Registry(registry.root, create=False).champion == good
     assert any(e.get("action") == "rollback" for e in registry.events())
     for sensor, versions in _versions_in_order(kafka_broker, f"{name}-out").items():
-        assert versions[0] == bad.name and versions[-1] == good.version, sensor
-        switch = versions.index(good.version)
-        assert set(versions[switch:]) == {good.version}, sensor
+        assert versions[0] == bad and versions[-1] == good, sensor
+        switch = versions.index(good)
+        assert set(versions[switch:]) == {good}, sensor

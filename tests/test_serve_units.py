@@ -295,3 +295,50 @@ def test_auto_family_is_picked_per_sensor_by_the_policy(served_models, tmp_path)
     assert all(p["family"] == "esn" and "esn" in p["explanation"] for p in picked)
     engine = OnnxEngine(groups, intervals=False)
     assert engine.sensors and engine.horizon == 2
+
+
+def test_shadow_rollback_batched_equals_reading_by_reading(served_models, tmp_path):
+    """The engine's batched shadow serves what the per-reading RollbackGuard serves."""
+    from serve_fixtures import registry_with_bad_champion
+    from tsforge.connectors.base import ReadingBatch
+
+    from tsforge.monitor import MonitorConfig
+    from tsforge.runtime import StreamingRuntime
+    from tsforge.runtime.rollback import RollbackGuard
+    from tsforge.serve import OnnxEngine
+    from tsforge.serve.models import load_groups
+    from tsforge.serve.versions import load_version
+
+    registry, bad, good = registry_with_bad_champion(served_models, tmp_path / "models")
+    config = MonitorConfig(window=30, min_readings=10, patience=3, alpha=0.05, cooldown=0)
+    engine = OnnxEngine(load_groups(tmp_path / "models"), monitor=config)
+    names, steps = served_models.sensors, 40
+    sensor = np.asarray([s for _ in range(steps) for s in names])
+    values = np.asarray([served_models.stream[s][t] for t in range(steps) for s in names])
+    served, versions = [], []
+    for lo in range(0, len(sensor), 50):  # several polls; the switch falls inside one
+        sl = slice(lo, lo + 50)
+        batch = ReadingBatch(sensor[sl], np.arange(len(sensor))[sl], values[sl, None],
+                             np.arange(len(sensor[sl])))
+        block = engine.step(batch)
+        served.append(block.mean)
+        versions += block.version.tolist()
+    runtimes = []
+    for v in (bad, good):
+        group = load_version(registry, "g", v)
+        rt = StreamingRuntime(group.onnx_path)
+        for s, chain in group.sensors.items():
+            rt.add_sensor(s, chain)
+        runtimes.append(rt)
+    guard = RollbackGuard(*runtimes, names=(bad, good), config=config)
+    expect, expect_versions = [], []
+    for s, y in zip(sensor.tolist(), values.tolist()):
+        guard.observe(s, y)
+        for rt in runtimes:
+            rt.push(s, y)
+        expect.append(guard.active.sensors[s].last_forecast)
+        expect_versions.append(good if guard.rolled_back else bad)
+    assert versions == expect_versions and bad in versions and good in versions
+    np.testing.assert_allclose(np.concatenate(served), np.asarray(expect), rtol=1e-5, atol=1e-6)
+    assert registry.champion == good and engine.versions[engine.groups[0].name] == good
+    assert [(o.version, n.version) for o, n, _ in engine.take_switches()] == [(bad, good)]

@@ -151,22 +151,24 @@ class OnnxEngine:
     def _step_shadowed(self, group: str, members: list[tuple[str, np.ndarray]],
                        batch: ReadingBatch, mean: np.ndarray, half: np.ndarray,
                        version: np.ndarray) -> None:
-        """Serve a shadowed group reading by reading, in arrival order."""
-        rows = np.sort(np.concatenate([m[1] for m in members]))
-        for r in rows.tolist():
-            sensor, value = str(batch.sensor[r]), batch.values[r]
-            shadow = self.shadows.get(group)
-            if shadow is None:  # switched earlier in this batch
-                m, h = self.runtimes[group].push_series([sensor], [np.reshape(value, (1, -1))])
-                m, h = m[0][0], h[0][0]
-            else:
-                m, h, switched = shadow.push(sensor, value)
-                if switched:
-                    self._switch(group, shadow)
+        """Serve a shadowed group; a rollback applies from the reading that triggered it."""
+        shadow = self.shadows[group]
+        rows = np.concatenate([m[1] for m in members])
+        pairs = np.concatenate([np.stack([np.full(len(m[1]), j), np.arange(len(m[1]))], 1)
+                                for j, m in enumerate(members)])
+        arrival = np.argsort(rows, kind="stable")
+        means, halves, switch = shadow.step([m[0] for m in members],
+                                            [batch.values[m[1]] for m in members],
+                                            pairs[arrival])
+        old = self.versions[group]
+        for (_, r), m, h in zip(members, means, halves):
             mean[r] = m
             if len(self.levels):
                 half[r] = h
-            version[r] = self.versions[group]
+            version[r] = old
+        if switch is not None:
+            self._switch(group, shadow)
+            version[rows[arrival[switch:]]] = self.versions[group]
 
     def _switch(self, group: str, shadow: Any) -> None:
         """Serve the previous version of ``group`` from now on (a rollback)."""

@@ -11,9 +11,9 @@ is written to the registry (:meth:`~tsforge.registry.Registry.apply`, idempotent
 across the workers of a consumer group) and the previous version is served from
 that reading on; since it ran on the whole stream, its state is warm.
 
-Readings of a shadowed group are served one onnxruntime call per reading and
-version instead of the batched path, so groups without a registry (or without a
-previous version) pay nothing for this.
+Both versions are fed each poll's readings in batched calls (one onnxruntime call
+per time step and version); only the rule runs per reading.  Groups without a
+registry (or without a previous version) pay nothing for this.
 """
 
 from __future__ import annotations
@@ -30,6 +30,12 @@ from tsforge.runtime import StreamingRuntime
 from tsforge.runtime.rollback import RollbackGuard
 
 log = logging.getLogger("tsforge.serve")
+
+
+def _pending(runtime: StreamingRuntime, sensor: str) -> float | None:
+    """The one-step forecast ``runtime`` issued last for ``sensor`` (None: none yet)."""
+    st = runtime.sensors.get(sensor)
+    return None if st is None or st.last_forecast is None else float(st.last_forecast[0])
 
 
 class ShadowedGroup:
@@ -58,33 +64,43 @@ class ShadowedGroup:
             shadow.add_sensor(sensor, chain)
         self.previous = previous
         self.registry = registry
-        self.known = set(previous.sensors)
         self.guard = RollbackGuard(current, shadow, (current_version, previous.version), config)
         self.event: MonitorEvent | None = None
 
-    def push(self, sensor: str, value: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Score, then feed one reading to both versions.
+    def step(self, sensors: list[str], values: list[np.ndarray], order: np.ndarray
+             ) -> tuple[list[np.ndarray], list[np.ndarray], int | None]:
+        """Serve a block of readings of the group (the shapes of ``push_series``).
 
-        Returns the served forecast ``(H,)``, its half-widths ``(L, H)`` and whether
-        this reading triggered the rollback (the forecast is then the previous
-        version's already).
+        Both versions are fed the whole block in batched calls; then each reading's
+        paired one-step errors (the forecasts each version issued before it) go to
+        the rule in arrival order: ``order`` lists ``(j, t)`` pairs, reading ``t``
+        of ``sensors[j]``, as an ``(n, 2)`` array.  Returns per sensor the served
+        forecasts ``(T_j, H)`` and half-widths ``(T_j, L, H)``, and the position in
+        ``order`` of the reading that triggered a rollback (None without one): from
+        that reading on the previous version's forecasts are served.
         """
-        value = np.atleast_1d(np.asarray(value, dtype=np.float64))
-        shadowed = sensor in self.known
-        triggered = False
-        if shadowed:
-            n_events = len(self.guard.monitor.events)
-            triggered = self.guard.observe(sensor, float(value[0]))
-            if triggered:
-                self.event = next(e for e in self.guard.monitor.events[n_events:]
-                                  if e.kind == "rollback")
+        guard = self.guard
+        before = [(_pending(guard.current, s), _pending(guard.previous, s)) for s in sensors]
+        c_mean, c_half = guard.current.push_series(sensors, values)
+        p_mean, p_half = guard.previous.push_series(sensors, values)
+        switch = None
+        for k, (j, t) in enumerate(order.tolist()):
+            y = float(values[j][t].reshape(-1)[0])
+            fc = before[j][0] if t == 0 else c_mean[j][t - 1, 0]
+            fp = before[j][1] if t == 0 else p_mean[j][t - 1, 0]
+            if fc is None or fp is None or not np.isfinite(y):
+                continue
+            if guard.observe_errors(sensors[j], float(fc) - y, float(fp) - y):
+                self.event = guard.rollback_event
                 self._record(self.event)
-        mean, half = self.guard.current.push_series([sensor], [value[None]])
-        if shadowed:
-            p_mean, p_half = self.guard.previous.push_series([sensor], [value[None]])
-            if self.guard.rolled_back:
-                mean, half = p_mean, p_half
-        return mean[0][0], half[0][0], triggered
+                switch = k
+                break
+        if switch is None:
+            return c_mean, c_half, None
+        for j, t in order[switch:].tolist():  # served by the previous version from here
+            c_mean[j][t] = p_mean[j][t]
+            c_half[j][t] = p_half[j][t]
+        return c_mean, c_half, switch
 
     def _record(self, event: MonitorEvent) -> None:
         """Write the rollback to the registry; a refusal is logged, serving goes on."""
