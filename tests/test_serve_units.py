@@ -342,3 +342,20 @@ def test_shadow_rollback_batched_equals_reading_by_reading(served_models, tmp_pa
     np.testing.assert_allclose(np.concatenate(served), np.asarray(expect), rtol=1e-5, atol=1e-6)
     assert registry.champion == good and engine.versions[engine.groups[0].name] == good
     assert [(o.version, n.version) for o, n, _ in engine.take_switches()] == [(bad, good)]
+
+
+def test_monitor_rule_is_built_only_with_a_registry_and_names_bad_keys(tmp_path):
+    from tsforge.pipeline import parse_spec
+    from tsforge.serve.service import monitor_config
+
+    base = {"name": "m", "use": "kafka", "monitor": {"params": {"window": 50}}}
+    assert monitor_config(parse_spec(base)) is None  # no registry: no shadow, no cost
+    spec = parse_spec({**base, "registry": {"path": str(tmp_path)}})
+    assert monitor_config(spec).window == 50
+    off = parse_spec({**base, "registry": {"path": str(tmp_path)},
+                      "monitor": {"enabled": False}})
+    assert monitor_config(off) is None
+    bad = parse_spec({**base, "registry": {"path": str(tmp_path)},
+                      "monitor": {"params": {"windw": 50}}})
+    with pytest.raises(ConfigError, match=r"\[monitor\] params.*windw.*valid"):
+        monitor_config(bad)
