@@ -50,6 +50,10 @@ def configure_logging(level: str = "INFO") -> None:
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False
+    monitor = logging.getLogger("tsforge.monitor")  # the rollback rule's alarms and holds
+    monitor.handlers[:] = [handler]
+    monitor.setLevel(level)
+    monitor.propagate = False
     client = logging.getLogger("kafka")  # the client's own warnings, in the same format
     client.handlers[:] = [handler]
     client.setLevel(logging.WARNING)
