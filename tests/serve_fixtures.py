@@ -75,3 +75,21 @@ def served_models(tmp_path_factory: pytest.TempPathFactory) -> ServedModels:
     return ServedModels(store=root / "models", history_csv=history, sensors=list(series),
                         stream={k: v[HISTORY:] for k, v in series.items()},
                         start_ms=start_ms + HISTORY * step_ms, step_ms=step_ms, horizon=2)
+
+
+def registry_with_bad_champion(served: ServedModels, root: Path) -> tuple[object, str, str]:
+    """Copy the served registry to ``root``; register and promote a champion with wrong
+    sensor statistics (every reading scaled by 1000).  Returns (registry, bad, good)."""
+    import shutil
+
+    from tsforge.registry import Registry
+    from tsforge.serve.models import load_groups
+
+    shutil.copytree(served.store, root)
+    (good,) = load_groups(root)
+    registry = Registry(good.registry, create=False)
+    chains = {s: [{"kind": "scale", "mean": 0.0, "std": 1e-3}] for s in good.sensors}
+    bad = registry.register(onnx=good.onnx_path, family=good.family,
+                            extra={"sensors": chains, "group": good.name})
+    registry.promote(bad.name)
+    return registry, bad.name, good.version

@@ -36,7 +36,8 @@ def _toml(value: object) -> str:
 
 
 def write_config(path: Path, bootstrap: str, name: str, served, *, every_seconds: float = 1.0,
-                 max_poll_records: int = 500, layout: str = "step") -> Path:
+                 max_poll_records: int = 500, layout: str = "step", store: Path | None = None,
+                 extra: str = "") -> Path:
     """A pipeline spec for topics ``{name}-in/-out/-dlq`` and group ``{name}``."""
     kafka = {"bootstrap_servers": [bootstrap], "input_topic": f"{name}-in",
              "output_topic": f"{name}-out", "dead_letter_topic": f"{name}-dlq",
@@ -46,10 +47,10 @@ def write_config(path: Path, bootstrap: str, name: str, served, *, every_seconds
     lines += [f"{k} = {_toml(v)}" for k, v in kafka.items()]
     lines += ["[model]", 'family = "esn"', f"horizon = {served.horizon}",
               "[intervals]", "levels = [0.8]", "[drift]", 'detectors = ["adwin"]',
-              "[registry]", f'path = "{served.store}"',
+              "[registry]", f'path = "{store or served.store}"',
               "[checkpoint]", f'path = "{path.parent / (name + "-ckpt")}"',
               f"every_seconds = {every_seconds}", "[metrics]", "port = 0"]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + extra)
     return path
 
 
@@ -312,3 +313,57 @@ def test_two_workers_share_partitions_and_hand_over(kafka_broker, served_models,
     assert set(by_id) == want
     assert all(len(v) == 1 for v in by_id.values())  # a graceful hand-over repeats nothing
     check_against_reference(served_models, by_id, 240)  # state moved with the partitions
+
+
+def _versions_in_order(bootstrap: str, topic: str) -> dict[str, list[str]]:
+    """Per sensor, the model version of each forecast message in stream order."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    for m in read_topic(bootstrap, topic):
+        msg = json.loads(m["value"])
+        out.setdefault(msg["sensor"], []).append((msg["ts"], msg["version"]))
+    return {s: [v for _, v in sorted(rows)] for s, rows in out.items()}
+
+
+def test_serve_from_registry_keys_carry_the_champion_name(kafka_broker, served_models,
+                                                          tmp_path):
+    from tsforge.registry import Registry
+    from tsforge.serve.models import load_groups
+
+    (group,) = load_groups(served_models.store)
+    champion = Registry(group.registry, create=False).champion
+    assert group.version == champion == "v0001"
+    name = "registry"
+    create_topics(kafka_broker, {f"{name}-in": 2, f"{name}-out": 2, f"{name}-dlq": 1})
+    n = produce(kafka_broker, f"{name}-in", served_models, 0, 20)
+    cfg = write_config(tmp_path / "reg.toml", kafka_broker, name, served_models)
+    done, _ = run_in_process(cfg, kafka_broker, n)
+    assert done["readings"] == n
+    keys = {m["key"].decode() for m in read_topic(kafka_broker, f"{name}-out")}
+    assert keys == expected_ids(served_models, 0, 20, champion)
+
+
+def test_bad_champion_is_rolled_back_to_the_previous_version(kafka_broker, served_models,
+                                                             tmp_path):
+    """A champion with wrong sensor statistics loses to the previous version in shadow."""
+    from serve_fixtures import registry_with_bad_champion
+
+    from tsforge.registry import Registry
+
+    store = tmp_path / "models"
+    registry, bad, good = registry_with_bad_champion(served_models, store)
+    assert (registry.champion, registry.previous) == (bad, good)
+    name = "rollback"
+    create_topics(kafka_broker, {f"{name}-in": 1, f"{name}-out": 1, f"{name}-dlq": 1})
+    n = produce(kafka_broker, f"{name}-in", served_models, 0, 60)
+    monitor = ("[monitor]\nparams = { window = 30, min_readings = 10, patience = 3, "
+               "alpha = 0.05, cooldown = 0 }\n")
+    cfg = write_config(tmp_path / "rb.toml", kafka_broker, name, served_models, store=store,
+                       extra=monitor)
+    done, _ = run_in_process(cfg, kafka_broker, n)
+    assert done["readings"] == n
+    assert Registry(registry.root, create=False).champion == good
+    assert any(e.get("action") == "rollback" for e in registry.events())
+    for sensor, versions in _versions_in_order(kafka_broker, f"{name}-out").items():
+        assert versions[0] == bad and versions[-1] == good, sensor
+        switch = versions.index(good)
+        assert set(versions[switch:]) == {good}, sensor

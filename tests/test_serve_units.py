@@ -258,3 +258,104 @@ def test_online_learning_engine_resumes_learned_state(served_models, tmp_path):
     np.testing.assert_allclose(again.half, rest.half, rtol=1e-9, atol=1e-9)
     assert np.isfinite(first.mean).all()
     assert set(rest.version) == {whole.version(s) for s in sensors}
+
+
+def test_auto_family_is_picked_per_sensor_by_the_policy(served_models, tmp_path):
+    """``family = "auto"``: the policy profiles each sensor's history and picks its family."""
+    import logging
+
+    from tsforge.pipeline import parse_spec
+    from tsforge.serve import OnnxEngine
+    from tsforge.serve.models import prepare_models
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("tsforge.serve")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    # a history shorter than min_history: the policy's short-history rule picks the ESN
+    spec = parse_spec({"name": "auto", "use": "kafka",
+                       "model": {"family": "auto", "horizon": 2, "transforms": "auto",
+                                 "history": str(served_models.history_csv),
+                                 "params": {"min_history": 10_000,
+                                            "params": {"esn": {"reservoir": 16}}}},
+                       "intervals": {"levels": []},
+                       "checkpoint": {"path": str(tmp_path / "ckpt")}})
+    try:
+        groups = prepare_models(spec)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert [g.family for g in groups] == ["esn"]
+    assert set(groups[0].sensors) == set(served_models.sensors)
+    picked = [r.fields for r in records if r.getMessage() == "family picked"]
+    assert {p["sensor"] for p in picked} == set(served_models.sensors)
+    assert all(p["family"] == "esn" and "esn" in p["explanation"] for p in picked)
+    engine = OnnxEngine(groups, intervals=False)
+    assert engine.sensors and engine.horizon == 2
+
+
+def test_shadow_rollback_batched_equals_reading_by_reading(served_models, tmp_path):
+    """The engine's batched shadow serves what the per-reading RollbackGuard serves."""
+    from serve_fixtures import registry_with_bad_champion
+    from tsforge.connectors.base import ReadingBatch
+
+    from tsforge.monitor import MonitorConfig
+    from tsforge.runtime import StreamingRuntime
+    from tsforge.runtime.rollback import RollbackGuard
+    from tsforge.serve import OnnxEngine
+    from tsforge.serve.models import load_groups
+    from tsforge.serve.versions import load_version
+
+    registry, bad, good = registry_with_bad_champion(served_models, tmp_path / "models")
+    config = MonitorConfig(window=30, min_readings=10, patience=3, alpha=0.05, cooldown=0)
+    engine = OnnxEngine(load_groups(tmp_path / "models"), monitor=config)
+    names, steps = served_models.sensors, 40
+    sensor = np.asarray([s for _ in range(steps) for s in names])
+    values = np.asarray([served_models.stream[s][t] for t in range(steps) for s in names])
+    served, versions = [], []
+    for lo in range(0, len(sensor), 50):  # several polls; the switch falls inside one
+        sl = slice(lo, lo + 50)
+        batch = ReadingBatch(sensor[sl], np.arange(len(sensor))[sl], values[sl, None],
+                             np.arange(len(sensor[sl])))
+        block = engine.step(batch)
+        served.append(block.mean)
+        versions += block.version.tolist()
+    runtimes = []
+    for v in (bad, good):
+        group = load_version(registry, "g", v)
+        rt = StreamingRuntime(group.onnx_path)
+        for s, chain in group.sensors.items():
+            rt.add_sensor(s, chain)
+        runtimes.append(rt)
+    guard = RollbackGuard(*runtimes, names=(bad, good), config=config)
+    expect, expect_versions = [], []
+    for s, y in zip(sensor.tolist(), values.tolist()):
+        guard.observe(s, y)
+        for rt in runtimes:
+            rt.push(s, y)
+        expect.append(guard.active.sensors[s].last_forecast)
+        expect_versions.append(good if guard.rolled_back else bad)
+    assert versions == expect_versions and bad in versions and good in versions
+    np.testing.assert_allclose(np.concatenate(served), np.asarray(expect), rtol=1e-5, atol=1e-6)
+    assert registry.champion == good and engine.versions[engine.groups[0].name] == good
+    assert [(o.version, n.version) for o, n, _ in engine.take_switches()] == [(bad, good)]
+
+
+def test_monitor_rule_is_built_only_with_a_registry_and_names_bad_keys(tmp_path):
+    from tsforge.pipeline import parse_spec
+    from tsforge.serve.service import monitor_config
+
+    base = {"name": "m", "use": "kafka", "monitor": {"params": {"window": 50}}}
+    assert monitor_config(parse_spec(base)) is None  # no registry: no shadow, no cost
+    spec = parse_spec({**base, "registry": {"path": str(tmp_path)}})
+    assert monitor_config(spec).window == 50
+    off = parse_spec({**base, "registry": {"path": str(tmp_path)},
+                      "monitor": {"enabled": False}})
+    assert monitor_config(off) is None
+    bad = parse_spec({**base, "registry": {"path": str(tmp_path)},
+                      "monitor": {"params": {"windw": 50}}})
+    with pytest.raises(ConfigError, match=r"\[monitor\] params.*windw.*valid"):
+        monitor_config(bad)

@@ -40,6 +40,7 @@ class RollbackGuard:
         self.names = names
         self.monitor = Monitor(names[0], previous=names[1], config=config)
         self.rolled_back = False
+        self.rollback_event: Any = None  # the monitor's MonitorEvent that triggered it
         self.events: list[dict[str, Any]] = []
 
     @property
@@ -59,11 +60,24 @@ class RollbackGuard:
         a, b = self.current.sensors.get(sensor), self.previous.sensors.get(sensor)
         if a is None or b is None or a.last_forecast is None or b.last_forecast is None:
             return False
-        errors = {self.names[0]: float(a.last_forecast[0]) - y,
-                  self.names[1]: float(b.last_forecast[0]) - y}
+        return self.observe_errors(sensor, float(a.last_forecast[0]) - y,
+                                   float(b.last_forecast[0]) - y, timestamp, drift)
+
+    def observe_errors(self, sensor: str, current: float, previous: float,
+                       timestamp: float | None = None, drift: bool = False) -> bool:
+        """Feed one reading's paired one-step errors (forecast - reading) of both versions.
+
+        For callers that run the runtimes themselves (batched) and computed the
+        errors; :meth:`observe` is this with the runtimes' pending forecasts.
+        Returns True when this reading triggered the rollback.
+        """
+        if self.rolled_back:
+            return False
+        errors = {self.names[0]: current, self.names[1]: previous}
         triggered = False
         for event in self.monitor.observe(errors, timestamp=timestamp, drift=drift):
             self.events.append({"event": event.kind, "sensor": sensor, **event.to_dict()})
             if event.kind == "rollback":
                 self.rolled_back = triggered = True
+                self.rollback_event = event
         return triggered

@@ -10,14 +10,18 @@ the group's sensors present in the poll.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from tsforge.connectors.base import ReadingBatch
-from tsforge.errors import ConfigError
+from tsforge.errors import ConfigError, TsforgeError
 from tsforge.runtime import StreamingRuntime
 from tsforge.serve.models import ModelGroup
+
+log = logging.getLogger("tsforge.serve")
 
 
 @dataclass
@@ -42,9 +46,14 @@ class OnnxEngine:
         The exported models and their sensors.
     intervals
         Serve conformal intervals (as configured when the models were exported).
+    monitor
+        A :class:`~tsforge.monitor.MonitorConfig`: groups served from a registry
+        that holds a previous version run it in shadow and roll back to it when
+        the rule says so (:mod:`tsforge.serve.shadow`).  None: no shadow.
     """
 
-    def __init__(self, groups: list[ModelGroup], *, intervals: bool = True) -> None:
+    def __init__(self, groups: list[ModelGroup], *, intervals: bool = True,
+                 monitor: Any = None) -> None:
         if not groups:
             raise ConfigError("no models to serve")
         self.groups = groups
@@ -67,6 +76,38 @@ class OnnxEngine:
                     f" channel(s), others {self.horizon} and {self.channels}; one worker "
                     "serves one horizon and one message layout")
         self._known = np.asarray(sorted(self.group_of))
+        self.shadows: dict[str, Any] = {}
+        self.switches: list[tuple[ModelGroup, ModelGroup, Any]] = []
+        if monitor is not None:
+            for g in groups:
+                self._add_shadow(g, monitor, intervals)
+
+    def _add_shadow(self, group: ModelGroup, config: Any, intervals: bool) -> None:
+        """Run ``group``'s previous registry version in shadow, when it has one."""
+        if group.registry is None:
+            return
+        from tsforge.registry import Registry
+        from tsforge.serve.shadow import ShadowedGroup
+        from tsforge.serve.versions import load_version
+
+        registry = Registry(group.registry, create=False)
+        previous = registry.previous
+        if previous is None or previous == group.version:
+            return
+        try:
+            prev = load_version(registry, group.name, previous)
+        except TsforgeError as exc:  # serve on, without a rollback target
+            log.warning("previous version not loaded; rollback disabled", extra={"fields": {
+                "group": group.name, "previous": previous, "error": str(exc)}})
+            return
+        if not set(group.sensors) <= set(prev.sensors):
+            log.warning("previous version does not serve every sensor; rollback disabled",
+                        extra={"fields": {"group": group.name, "previous": previous}})
+            return
+        self.shadows[group.name] = ShadowedGroup(self.runtimes[group.name], group.version,
+                                                 prev, registry, config, intervals=intervals)
+        log.info("previous version in shadow", extra={"fields": {
+            "group": group.name, "champion": group.version, "previous": previous}})
 
     @property
     def sensors(self) -> list[str]:
@@ -95,6 +136,9 @@ class OnnxEngine:
             rows = order[bounds[j]:bounds[j + 1]]
             by_group.setdefault(self.group_of[str(name)], []).append((str(name), rows))
         for group, members in by_group.items():
+            if group in self.shadows:
+                self._step_shadowed(group, members, batch, mean, half, version)
+                continue
             means, halves = self.runtimes[group].push_series(
                 [m[0] for m in members], [batch.values[m[1]] for m in members])
             for (_, rows), m, h in zip(members, means, halves):
@@ -104,6 +148,43 @@ class OnnxEngine:
                 version[rows] = self.versions[group]
         return ForecastBlock(mean, half, version)
 
+    def _step_shadowed(self, group: str, members: list[tuple[str, np.ndarray]],
+                       batch: ReadingBatch, mean: np.ndarray, half: np.ndarray,
+                       version: np.ndarray) -> None:
+        """Serve a shadowed group; a rollback applies from the reading that triggered it."""
+        shadow = self.shadows[group]
+        rows = np.concatenate([m[1] for m in members])
+        pairs = np.concatenate([np.stack([np.full(len(m[1]), j), np.arange(len(m[1]))], 1)
+                                for j, m in enumerate(members)])
+        arrival = np.argsort(rows, kind="stable")
+        means, halves, switch = shadow.step([m[0] for m in members],
+                                            [batch.values[m[1]] for m in members],
+                                            pairs[arrival])
+        old = self.versions[group]
+        for (_, r), m, h in zip(members, means, halves):
+            mean[r] = m
+            if len(self.levels):
+                half[r] = h
+            version[r] = old
+        if switch is not None:
+            self._switch(group, shadow)
+            version[rows[arrival[switch:]]] = self.versions[group]
+
+    def _switch(self, group: str, shadow: Any) -> None:
+        """Serve the previous version of ``group`` from now on (a rollback)."""
+        old = next(g for g in self.groups if g.name == group)
+        new = shadow.previous
+        self.groups = [new if g.name == group else g for g in self.groups]
+        self.runtimes[group] = shadow.guard.previous
+        self.versions[group] = new.version
+        del self.shadows[group]
+        self.switches.append((old, new, shadow.event))
+
+    def take_switches(self) -> list[tuple[ModelGroup, ModelGroup, Any]]:
+        """Rollbacks since the last call: ``(old group, new group, monitor event)``."""
+        out, self.switches = self.switches, []
+        return out
+
     def sensor_state(self, sensor: str) -> dict[str, np.ndarray]:
         return self.runtimes[self.group_of[sensor]].sensor_state_dict(sensor)
 
@@ -111,5 +192,7 @@ class OnnxEngine:
         self.runtimes[self.group_of[sensor]].load_sensor_state_dict(sensor, state)
 
     def drop_sensor(self, sensor: str) -> None:
-        rt = self.runtimes[self.group_of[sensor]]
-        rt.drop_sensor(sensor)
+        group = self.group_of[sensor]
+        self.runtimes[group].drop_sensor(sensor)
+        if group in self.shadows:
+            self.shadows[group].guard.previous.drop_sensor(sensor)

@@ -43,6 +43,9 @@ class WorkerMetrics:
         self.model_version = pc.Gauge("tsforge_model_version_info",
                                       "Model versions served (value 1)",
                                       ["group", "family", "version"], registry=r)
+        self.rollbacks = pc.Counter("tsforge_rollbacks",
+                                    "Automatic rollbacks to the previous registry version",
+                                    ["group", "from_version", "to_version"], registry=r)
         self.checkpoints = pc.Counter("tsforge_checkpoints",
                                       "Checkpoints written with their offsets committed",
                                       registry=r)

@@ -13,6 +13,12 @@ Layout of the model store (``[registry] path``, else ``<checkpoint>/models``)::
     <store>/<family>-<hash>/model.json     its manifest (checksum, config, chain)
     <store>/<family>-<hash>/sensors.json   {"sensors": {name: chain spec}}
 
+With ``[registry] path`` each ``<store>/<family>-<hash>/`` is instead a model
+registry whose champion is served (:mod:`tsforge.serve.versions`); a plain group
+folder found there is still loaded as it is.  ``family = "auto"`` picks each
+sensor's family at start-up with the regime policy (:mod:`tsforge.selection`)
+and groups sensors by the family picked.
+
 Every worker of a consumer group must see the same store (a shared volume),
 so that all of them serve the same model versions.  Fitting needs the library's
 ``all`` extra (torch); loading an existing store needs numpy and onnxruntime only.
@@ -27,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tsforge.errors import ConfigError
 from tsforge.io_utils import atomic_write_bytes
 from tsforge.pipeline.spec import PipelineSpec
@@ -38,8 +46,10 @@ log = logging.getLogger("tsforge.serve")
 class ModelGroup:
     """One exported model and the sensors it serves.
 
-    ``version`` is the first 12 hex digits of the ONNX file's SHA-256: it changes
-    whenever the model does, and it is part of every output key.
+    ``version`` is the first 12 hex digits of the ONNX file's SHA-256, or the
+    registry version name when the group lives in a registry (``registry``, see
+    :mod:`tsforge.serve.versions`): it changes whenever the model does, and it is
+    part of every output key.
     """
 
     name: str
@@ -47,6 +57,7 @@ class ModelGroup:
     onnx_path: Path
     version: str
     sensors: dict[str, list[dict[str, Any]]]
+    registry: Path | None = None
 
 
 def model_store(spec: PipelineSpec) -> Path:
@@ -76,10 +87,8 @@ def prepare_models(spec: PipelineSpec) -> list[ModelGroup]:
     for sensor in frame.sensors:
         family, params, transforms = spec.sensor(sensor)
         if family == "auto":
-            raise ConfigError(
-                f"[model] family = 'auto' (sensor '{sensor}') needs the selection policy, "
-                "which this service does not run; name a family, e.g. family = 'mlp' "
-                "(`tsforge models-available` lists them)")
+            family, params = pick_family(spec, sensor, params, transforms,
+                                         frame.column(sensor))
         key = json.dumps([family, params, transforms, spec.model.horizon,
                           spec.intervals.levels, spec.intervals.method], sort_keys=True)
         name = f"{family}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
@@ -92,19 +101,59 @@ def prepare_models(spec: PipelineSpec) -> list[ModelGroup]:
         if existing is not None and set(sensors) <= set(existing.sensors):
             groups.append(existing)
             continue
+        if spec.registry.path and (existing is None or existing.registry is not None):
+            from tsforge.serve.versions import fit_and_register
+
+            groups.append(fit_and_register(directory, lambda tmp, n=name, s=sensors: _fit_group(
+                spec, tmp, n, settings[n], frame, s)))
+            continue
         groups.append(_fit_group(spec, directory, name, settings[name], frame, sensors))
     return groups
 
 
+def pick_family(spec: PipelineSpec, sensor: str, params: dict[str, Any], transforms: str,
+                y: Any) -> tuple[str, dict[str, Any]]:
+    """Family and parameters the regime policy picks for ``sensor`` (``family = "auto"``).
+
+    The history is profiled after the transform chain the sensor will be served
+    with, as the ``auto`` model does at ``fit``; ``params`` are the ``auto``
+    model's settings (policy thresholds, per-family ``params``).  The decision's
+    explanation is logged per sensor.
+    """
+    from tsforge.models.registry import model_class
+    from tsforge.preprocess import analyze
+    from tsforge.preprocess.transforms import TransformChain
+    from tsforge.selection.auto import AutoForecaster
+
+    auto = AutoForecaster(horizon=spec.model.horizon, sensor=sensor, **params)
+    chain = analyze(y, name=sensor).transforms if transforms == "auto" else []
+    z = np.asarray(TransformChain.from_spec(chain).fit(y).transform(y) if chain else y,
+                   dtype=np.float64)
+    decision = auto.plan(z[np.isfinite(z)])
+    picked = auto.family_params(decision.family, decision.profile)
+    if "period" in model_class(decision.family).Config.__dataclass_fields__ and \
+            auto.config.period:
+        picked.setdefault("period", auto.config.period)
+    log.info("family picked", extra={"fields": {
+        "sensor": sensor, "family": decision.family, "rule": decision.rule,
+        "explanation": decision.explanation}})
+    return decision.family, picked
+
+
 def load_groups(store: Path) -> list[ModelGroup]:
-    """Every model group found under ``store``."""
+    """Every model group found under ``store`` (registry groups: their champion)."""
     if not store.is_dir():
         return []
-    found = (_load_group(d) for d in sorted(store.iterdir()) if d.is_dir())
+    found = (_load_group(d) for d in sorted(store.iterdir())
+             if d.is_dir() and not d.name.startswith("."))
     return [g for g in found if g is not None]
 
 
 def _load_group(directory: Path) -> ModelGroup | None:
+    from tsforge.serve.versions import champion_group, is_registry
+
+    if is_registry(directory):
+        return champion_group(directory)
     onnx_path, sensors_path = directory / "model.onnx", directory / "sensors.json"
     if not (onnx_path.exists() and sensors_path.exists()):
         return None

@@ -50,6 +50,10 @@ def configure_logging(level: str = "INFO") -> None:
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False
+    monitor = logging.getLogger("tsforge.monitor")  # the rollback rule's alarms and holds
+    monitor.handlers[:] = [handler]
+    monitor.setLevel(level)
+    monitor.propagate = False
     client = logging.getLogger("kafka")  # the client's own warnings, in the same format
     client.handlers[:] = [handler]
     client.setLevel(logging.WARNING)
@@ -98,6 +102,18 @@ def check_kafka_spec(spec: PipelineSpec) -> None:
         raise ConfigError(f"{where}: [checkpoint] every_seconds must be >= 0")
 
 
+def monitor_config(spec: PipelineSpec) -> Any:
+    """The rollback rule when a registry is configured and ``[monitor]`` is on, else None."""
+    if not (spec.registry.path and spec.monitor.enabled):
+        return None
+    from tsforge.monitor import MonitorConfig
+
+    try:
+        return MonitorConfig.from_dict(dict(spec.monitor.params))
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"{spec.origin or 'pipeline spec'}: [monitor] params: {exc}") from exc
+
+
 def build_service(spec: PipelineSpec, *, bootstrap_servers: list[str] | None = None,
                   client_options: dict[str, Any] | None = None) -> Service:
     """Models, engine, Kafka connectors, checkpoints and metrics for ``spec``."""
@@ -112,7 +128,8 @@ def build_service(spec: PipelineSpec, *, bootstrap_servers: list[str] | None = N
 
         engine: Any = OnlineEngine(spec)
     else:
-        engine = OnnxEngine(prepare_models(spec), intervals=bool(spec.intervals.levels))
+        engine = OnnxEngine(prepare_models(spec), intervals=bool(spec.intervals.levels),
+                            monitor=monitor_config(spec))
     decoder = make_decoder(k.decoder, channels=engine.channels,
                            max_bytes=k.max_message_bytes)
     source = KafkaSource(k.bootstrap_servers, k.input_topic, k.group_id,

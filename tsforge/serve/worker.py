@@ -206,6 +206,9 @@ class Worker:
                                 "the warm-up history ([model] history) and restart")
             good = good.take(known)
         block = self.engine.step(good)
+        take = getattr(self.engine, "take_switches", None)
+        if take is not None and self.engine.switches:
+            self._switched(take())
         keys, values = encode(good.sensor, good.ts, block, self.engine.levels, self.layout)
         send_many = getattr(self.sink, "send_many", None)
         if send_many is not None:
@@ -227,6 +230,17 @@ class Worker:
         seconds = time.perf_counter() - t0
         self._record(raw, len(good), len(rejected), len(keys), seconds)
         return PollReport(len(raw), len(good), len(rejected), len(keys), seconds, done)
+
+    def _switched(self, switches: list[tuple[Any, Any, Any]]) -> None:
+        """Log and count each rollback of the engine (see :mod:`tsforge.serve.shadow`)."""
+        for old, new, event in switches:
+            log.warning("model rolled back", extra={"fields": {
+                "group": old.name, "from": old.version, "to": new.version,
+                "reason": event.reason, "step": event.step, "metrics": event.metrics}})
+            if self.metrics is not None:
+                self.metrics.rollbacks.labels(old.name, old.version, new.version).inc()
+                self.metrics.model_version.labels(old.name, old.family, old.version).set(0)
+                self.metrics.model_version.labels(new.name, new.family, new.version).set(1)
 
     def _maybe_checkpoint(self) -> bool:
         if self._dirty and time.monotonic() - self._last_checkpoint >= self.checkpoint_every_s:
