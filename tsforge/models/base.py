@@ -165,6 +165,17 @@ class Forecaster(abc.ABC):
             )
         return x_arr
 
+    def _learn_recent(self, y: np.ndarray, X: np.ndarray, readings: int) -> Forecaster:
+        """Warm an online learner up: ``learn_one`` over the last ``readings`` readings.
+
+        Readings with a non-finite target or covariate are skipped, as a stream's
+        nonfinite policy would not let them reach the learner either.
+        """
+        for t in range(max(0, len(y) - readings), len(y)):
+            if np.isfinite(y[t]) and np.all(np.isfinite(X[t])):
+                self.learn_one(y[t], X[t])
+        return self
+
     @property
     def is_fitted(self) -> bool:
         return self.n_covariates_ is not None

@@ -104,11 +104,7 @@ class OnlineRNNForecaster(Forecaster):
     def fit(self, y: Any, X: Any = None) -> OnlineRNNForecaster:
         y_arr, X_arr = self._check_fit_input(y, X)
         self._init_params(1 + X_arr.shape[1])
-        start = max(0, len(y_arr) - self.config.fit_readings)
-        for t in range(start, len(y_arr)):
-            if np.isfinite(y_arr[t]) and np.all(np.isfinite(X_arr[t])):
-                self.learn_one(y_arr[t], X_arr[t])
-        return self
+        return self._learn_recent(y_arr, X_arr, self.config.fit_readings)
 
     # -------------------------------------------------------------- streaming
     def _inputs(self, y: float, x: np.ndarray | None) -> np.ndarray:

@@ -166,11 +166,7 @@ class PTNCNForecaster(Forecaster):
         """Warm up by learning online over the last ``fit_readings`` finite readings."""
         y_arr, X_arr = self._check_fit_input(y, X)
         self._init_params(1 + X_arr.shape[1])
-        start = max(0, len(y_arr) - self.config.fit_readings)
-        for t in range(start, len(y_arr)):
-            if np.isfinite(y_arr[t]) and np.all(np.isfinite(X_arr[t])):
-                self.learn_one(y_arr[t], X_arr[t])
-        return self
+        return self._learn_recent(y_arr, X_arr, self.config.fit_readings)
 
     # -------------------------------------------------------------- streaming
     def _row(self, y: float, x: np.ndarray | None) -> np.ndarray:
