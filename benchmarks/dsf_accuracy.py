@@ -23,6 +23,14 @@ that budget.  Gradient cosines to BPTT are measured per cell type (tanh RNN, GRU
 LSTM and the diagonal SSM, where DSF is exact) on a training batch at initialisation.
 
     python benchmarks/dsf_accuracy.py [--quick]
+    python benchmarks/dsf_accuracy.py --feedbacks [--quick] [--seeds N]
+
+``--feedbacks`` compares the feedback initialisations of ``dsf_gru`` on ETTh1 (the
+development set, DESIGN.md §11): ``linspace`` (the reference choice), ``logspace`` and
+``zero`` (FT-BPTT), with BPTT beside them, over ``--seeds`` initialisations.  After
+every epoch it records the validation MSE and the cosine between the method's
+gradient and the exact BPTT gradient on one fixed training batch, so the cosine at
+initialisation can be read beside the cosine (and the error) after training.
 
 Last line: JSON; ratio = DSF validation MSE / BPTT validation MSE at equal epochs
 on ETTh1 (delayed_echo when ETTh1 is absent).
@@ -31,6 +39,7 @@ on ETTh1 (delayed_echo when ETTh1 is absent).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -88,20 +97,27 @@ def val_mse(core: Any, val: tuple[Any, ...]) -> float:
 
 
 def train_curve(method: str, train: tuple[Any, ...], val: tuple[Any, ...], seq_len: int,
-                hidden: int, epochs: int, budget: float | None, lr: float) -> list[tuple]:
-    """``(seconds so far, validation MSE)`` after each epoch (validation time not counted)."""
-    name, params = METHODS[method]
-    model = create(name, horizon=1, seq_len=seq_len, hidden=hidden, seed=0, **params)
+                hidden: int, epochs: int, budget: float | None, lr: float, seed: int = 0,
+                probe: Any = None) -> list[tuple]:
+    """``(seconds so far, validation MSE)`` after each epoch (validation time not counted).
+
+    ``method`` is a key of ``METHODS`` or ``"dsf:<feedback>"``.  With ``probe`` (a
+    function of the model and core) each entry gets its value after the epoch as a
+    third element, and the value at initialisation is the first entry ``(0, nan, value)``.
+    """
+    name, params = METHODS[method] if ":" not in method else \
+        ("dsf_gru", {"feedback": method.split(":", 1)[1]})
+    model = create(name, horizon=1, seq_len=seq_len, hidden=hidden, seed=seed, **params)
     model.n_covariates_ = train[0].shape[2] - 1
     core = model.build_core(train[0].shape[2])
     if method != "bptt":  # identical initial GRU weights for the three methods
-        ref = create("dsf_gru", horizon=1, seq_len=seq_len, hidden=hidden, seed=0)
+        ref = create("dsf_gru", horizon=1, seq_len=seq_len, hidden=hidden, seed=seed)
         ref.n_covariates_ = model.n_covariates_
         weights = ref.build_core(train[0].shape[2]).state_dict()
         weights["a"] = core.a  # keep this method's own feedback buffer
         core.load_state_dict(weights)
     else:
-        dsf = create("dsf_gru", horizon=1, seq_len=seq_len, hidden=hidden, seed=0)
+        dsf = create("dsf_gru", horizon=1, seq_len=seq_len, hidden=hidden, seed=seed)
         dsf.n_covariates_ = model.n_covariates_
         dsf_core = dsf.build_core(train[0].shape[2])
         with torch.no_grad():
@@ -109,8 +125,10 @@ def train_curve(method: str, train: tuple[Any, ...], val: tuple[Any, ...], seq_l
                 getattr(core.rnn, f"{suffix}_l0").copy_(getattr(dsf_core.rnns[0], f"{suffix}_l0"))
             core.head.load_state_dict(dsf_core.head.state_dict())
     opt = torch.optim.Adam(core.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     curve, spent, epoch = [], 0.0, 0
+    if probe is not None:
+        curve.append((0.0, float("nan"), probe(core)))
     while epoch < epochs or (budget is not None and spent < budget and epoch < 3 * epochs):
         order = torch.randperm(train[0].shape[0], generator=gen)
         core.train()
@@ -123,36 +141,92 @@ def train_curve(method: str, train: tuple[Any, ...], val: tuple[Any, ...], seq_l
             opt.step()
         spent += time.perf_counter() - t0
         epoch += 1
-        curve.append((spent, val_mse(core, val)))
+        curve.append((spent, val_mse(core, val)) + ((probe(core),) if probe else ()))
     return curve
+
+
+def grad_cosine(core: Any, batch: tuple[Any, ...]) -> float:
+    """Cosine between ``core``'s DSF gradient and its exact BPTT gradient on ``batch`` (fp64)."""
+    core = copy.deepcopy(core).double()
+    x, y, m = (t.double() if t.is_floating_point() else t for t in batch)
+    burn = x.shape[1] // 4
+    grads = []
+    for forward in (core.bptt_sequence, core.dsf_sequence):
+        core.zero_grad()
+        pred = forward(x)
+        (((pred[:, burn:] - y[:, burn:]) ** 2) * m[:, burn:]).sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for n, p in core.named_parameters()
+                                if not n.startswith("head")]))
+    return float(torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0))
 
 
 def cosines(train: tuple[Any, ...], hidden: int) -> dict[str, float]:
     """Cosine between the DSF and the BPTT gradient of one batch, per cell type."""
-    x, y, m = (t[:32].double() if t.is_floating_point() else t[:32] for t in train)
-    burn = x.shape[1] // 4
+    batch = tuple(t[:32] for t in train)
     out = {}
     for kind in ("rnn", "gru", "lstm", "diag"):
         torch.manual_seed(0)
-        core = DSFCore(kind, x.shape[2], hidden, 1, 1, feedback("linspace", hidden, x.shape[1]),
-                       True, False).double()
-        grads = []
-        for forward in (core.bptt_sequence, core.dsf_sequence):
-            core.zero_grad()
-            pred = forward(x)
-            (((pred[:, burn:] - y[:, burn:]) ** 2) * m[:, burn:]).sum().backward()
-            grads.append(torch.cat([p.grad.flatten() for n, p in core.named_parameters()
-                                    if not n.startswith("head")]))
-        out[kind] = float(torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0))
+        core = DSFCore(kind, train[0].shape[2], hidden, 1, 1,
+                       feedback("linspace", hidden, train[0].shape[1]), True, False)
+        out[kind] = grad_cosine(core, batch)
     return out
+
+
+def compare_feedbacks(quick: bool, seeds: int) -> None:
+    """Feedback initialisations of ``dsf_gru`` on ETTh1: error and cosine to BPTT per epoch."""
+    Z = tasks(quick).get("ETTh1")
+    if Z is None:
+        print("ETTh1 not found at", ETTH1, "- nothing to compare")
+        return
+    seq_len, hidden, epochs, lr = (128, 32, 8, 3e-3) if quick else (256, 64, 20, 2e-3)
+    train, val = split(Z, seq_len)
+    batch = tuple(t[:32] for t in train)
+    methods = ("bptt", "dsf:linspace", "dsf:logspace", "dsf:zero")
+    runs: dict[str, list[list[tuple]]] = {m: [] for m in methods}
+    print(f"ETTh1, GRU 1x{hidden}, T={seq_len}, {epochs} epochs, seeds 0..{seeds - 1}; "
+          "cosine = gradient cosine to exact BPTT on one fixed training batch", flush=True)
+    for seed in range(seeds):
+        for m in methods:
+            probe = None if m == "bptt" else (lambda core: grad_cosine(core, batch))
+            runs[m].append(train_curve(m, train, val, seq_len, hidden, epochs, None, lr, seed,
+                                       probe))
+            best = min(v for _, v, *_ in runs[m][-1][-epochs:])
+            print(f"  seed {seed} {m:13s} best val MSE {best:.4f}", flush=True)
+    print("\n  method         val MSE (mean ± sd over seeds)   cosine: init   epoch 1   "
+          f"epoch {epochs // 2}   epoch {epochs}")
+    rows = {}
+    for m in methods:
+        best = np.array([min(v for _, v, *_ in c[-epochs:]) for c in runs[m]])
+        row: dict[str, Any] = {"val_mse_mean": float(best.mean()), "val_mse_sd": float(best.std()),
+                               "val_mse_per_seed": best.tolist()}
+        if m != "bptt":
+            cos = np.array([[e[2] for e in c] for c in runs[m]])  # (seeds, epochs + 1)
+            row["cosine_mean_per_epoch"] = cos.mean(0).tolist()
+        rows[m] = row
+        cos_txt = "" if m == "bptt" else "   ".join(
+            f"{row['cosine_mean_per_epoch'][k]:.3f}" for k in (0, 1, epochs // 2, epochs))
+        print(f"  {m:13s}  {best.mean():.4f} ± {best.std():.4f}"
+              f"                 {cos_txt}", flush=True)
+    print(json.dumps({"benchmark": "dsf_feedbacks", "baseline": "gru full BPTT",
+                      "candidate": "dsf_gru feedback initialisations", "task": "ETTh1",
+                      "ratio": rows["dsf:linspace"]["val_mse_mean"] / rows["bptt"]["val_mse_mean"],
+                      "ratio_meaning": "DSF (linspace) / BPTT mean best val MSE",
+                      "seeds": seeds, "epochs": epochs, "hidden": hidden, "seq_len": seq_len,
+                      "quick": quick, "methods": rows}))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--feedbacks", action="store_true",
+                        help="compare the feedback initialisations on ETTh1 instead")
+    parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.feedbacks:
+        compare_feedbacks(args.quick, args.seeds)
+        return
     seq_len, hidden, epochs, lr = (128, 32, 8, 3e-3) if args.quick else (256, 64, 20, 2e-3)
     results = {}
     for task, Z in tasks(args.quick).items():
