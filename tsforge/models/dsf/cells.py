@@ -154,3 +154,62 @@ def sequence_no_graph(kind: str, layer: nn.Module, x: torch.Tensor) -> tuple[tor
         i, f, g, _ = pre.chunk(4, -1)
         c_seq = forward_filter_parallel(torch.sigmoid(i) * torch.tanh(g), torch.sigmoid(f))
         return h_seq, c_seq
+
+
+
+def activations(kind: str, gi: torch.Tensor, gh: torch.Tensor | None, state: Any,
+                nu: torch.Tensor | None = None) -> tuple[Any, tuple[torch.Tensor, ...]]:
+    """New state and the activations :func:`deltas` needs, from the pre-activations.
+
+    ``rnn``: ``(h,)``; ``gru``: ``(σ[r z], tanh candidate, W_hn h + b_hn)``; ``lstm``:
+    ``([σi σf tanh g σo], tanh c)``; ``diag``: ``(tanh(W x + b), a)``.  The window form's
+    forward loop stores the same tensors for all steps.
+    """
+    if kind == "diag":
+        a, th = torch.sigmoid(nu), torch.tanh(gi)
+        return a * state + (1 - a) * th, (th, a)
+    if kind == "rnn":
+        h = torch.tanh(gi + gh)
+        return h, (h,)
+    if kind == "lstm":
+        n = gi.shape[-1] // 4
+        act = torch.sigmoid(gi + gh)
+        act[..., 2 * n : 3 * n] = torch.tanh((gi + gh)[..., 2 * n : 3 * n])
+        c = act[..., n : 2 * n] * state[1] + act[..., :n] * act[..., 2 * n : 3 * n]
+        tc = torch.tanh(c)
+        return (act[..., 3 * n :] * tc, c), (act, tc)
+    n = gi.shape[-1] // 3
+    rz = torch.sigmoid(gi[..., : 2 * n] + gh[..., : 2 * n])
+    h_n = gh[..., 2 * n :]
+    cand = torch.tanh(gi[..., 2 * n :] + rz[..., :n] * h_n)
+    return torch.lerp(cand, state, rz[..., n:]), (rz, cand, h_n)
+
+
+def deltas(kind: str, acts: tuple[torch.Tensor, ...], state: Any) -> tuple[torch.Tensor,
+                                                                            torch.Tensor]:
+    """Derivatives of each unit's new ``h`` by its own pre-activations, written out by hand.
+
+    Returns ``(δ_i, δ_h)`` with ``δ_i[:, g·n + k] = ∂h_k/∂gi[:, g·n + k]`` and the same for
+    ``gh`` (for the diagonal SSM, ``δ_h = ∂h/∂ν``).  The cells are unit-local, so these
+    vectors are the whole local Jacobian: the trace form uses them one reading at a
+    time, the window form's backward for all positions (no autograd in either).
+    """
+    if kind == "diag":
+        th, a = acts
+        return (1 - a) * (1 - th * th), (state - th) * a * (1 - a)
+    if kind == "rnn":
+        d = 1 - acts[0] * acts[0]
+        return d, d
+    if kind == "lstm":
+        act, tc = acts
+        si, sf, tg, so = act.chunk(4, -1)
+        dc = so * (1 - tc * tc)
+        d = torch.cat([dc * tg * si * (1 - si), dc * state[1] * sf * (1 - sf),
+                       dc * si * (1 - tg * tg), tc * so * (1 - so)], -1)
+        return d, d
+    rz, cand, h_n = acts
+    n = cand.shape[-1]
+    r, z = rz[..., :n], rz[..., n:]
+    d_n = (1 - z) * (1 - cand * cand)
+    d_rz = torch.cat([d_n * h_n * r * (1 - r), (state - cand) * z * (1 - z)], -1)
+    return torch.cat([d_rz, d_n], -1), torch.cat([d_rz, d_n * r], -1)

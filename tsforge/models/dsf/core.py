@@ -27,6 +27,7 @@ from typing import Any
 
 from tsforge.models.dsf.cells import cell_step, make_layer, sequence_no_graph
 from tsforge.models.dsf.scan import FixedFeedback
+from tsforge.models.dsf.window import DSFLayer
 from tsforge.optional import require
 
 torch = require("torch", "DSF-trained recurrent models")
@@ -87,7 +88,30 @@ class DSFCore(nn.Module):
         return y[:, 0], new_state
 
     def dsf_sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """Training forward whose backward is DSF: forecasts ``(B, T, H)`` from zero state."""
+        """Training forward whose backward is DSF: forecasts ``(B, T, H)`` from zero state.
+
+        Each layer is one :class:`~tsforge.models.dsf.window.DSFLayer` node (its own
+        forward loop and a hand-written DSF backward); the gradients equal
+        :meth:`dsf_sequence_reference`'s.  Under CUDA autocast the layers' matrix
+        products take the autocast dtype with float32 results and states.
+        """
+        low = (torch.get_autocast_dtype("cuda")
+               if x.is_cuda and torch.is_autocast_enabled("cuda") else None)
+        inp = x
+        for i, rnn in enumerate(self.rnns):
+            names, params = zip(*rnn.named_parameters(), strict=True)
+            u = self._layer_input(inp, i)
+            out = DSFLayer.apply(u.float() if low is not None else u, self.layer_feedback(i),
+                                 self.kind, rnn, names, low, *params)
+            inp = out + inp if self.residual and i > 0 else out
+        return self.head(inp)
+
+    def dsf_sequence_reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The plain window form, kept as the reference :meth:`dsf_sequence` is tested against.
+
+        Fused graph-free forward, one batched local step through autograd, and
+        :class:`~tsforge.models.dsf.scan.FixedFeedback` on its output.
+        """
         B, T, _ = x.shape
         inp = x
         for i, rnn in enumerate(self.rnns):
