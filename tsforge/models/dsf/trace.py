@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tsforge.models.dsf.cells import cell_from_pre, cell_step, pre_activations
+from tsforge.models.dsf.cells import activations, deltas, pre_activations
 from tsforge.optional import require
 
 torch = require("torch", "the DSF trace form")
@@ -58,6 +58,13 @@ class TraceForm:
         self.dtype = dtype or next(core.parameters()).dtype
         self.n = core.hidden
         self.units = [unit_index(dict(layer.named_parameters()), self.n) for layer in core.rnns]
+        #: block -> (parameter names in the core, shapes), in the order of the flat traces
+        self.layout = {}
+        blocks = [(f"rnn{i}", f"rnns.{i}", m) for i, m in enumerate(core.rnns)]
+        blocks += [(f"norm{i + 1}", f"norms.{i}", m) for i, m in enumerate(core.norms or ())]
+        for block, prefix, module in blocks:
+            named = list(module.named_parameters())
+            self.layout[block] = ([f"{prefix}.{k}" for k, _ in named], [v.shape for _, v in named])
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -118,10 +125,9 @@ class TraceForm:
             prev = tuple(s[0].to(self.dtype) for s in prev) if core.kind == "lstm" else \
                 prev[0].to(self.dtype)
             params = {k: v.detach().to(self.dtype) for k, v in layer.named_parameters()}
-            out = cell_step(core.kind, params, u, prev)
+            out, local, j_in = self._local(params, u, prev, need_input=bool(m_u))
             h = out[0] if core.kind == "lstm" else out
             finals.append(torch.cat(out, -1) if core.kind == "lstm" else out)
-            local, j_in = self._local(params, u, prev)
             a = core.layer_feedback(i).to(self.dtype)
             self.own[i] = a[self.units[i]] * self.own[i] + local
             for block, m in m_u.items():
@@ -131,35 +137,32 @@ class TraceForm:
             inp = h + inp if core.residual and i > 0 else h
         return inp, torch.cat(finals, dim=1).to(state.dtype)
 
-    def _local(self, params: dict[str, Any], u: Any, prev: Any) -> tuple[Any, Any]:
-        """Per stream: local Jacobian entries ``(B, p)`` and input Jacobian ``(B, n, d)``.
+    def _local(self, params: dict[str, Any], u: Any, prev: Any,
+               need_input: bool) -> tuple[Any, Any, Any]:
+        """Per stream: new state, local Jacobian entries ``(B, p)``, input Jacobian ``(B, n, d)``.
 
-        One backward pass of ``Σ_i h_i`` to the per-stream gate pre-activations gives
-        ``δ = ∂h_unit/∂pre`` (unit-local); the weight entries are then ``δ ⊗ input``
-        and the input Jacobian is ``Σ_g δ_g ⊙ W_ih[g]``.
+        The local derivatives ``δ = ∂h_unit/∂pre`` are written out by hand
+        (:func:`~tsforge.models.dsf.cells.deltas`, the same as the window form's backward);
+        the weight entries are then ``δ ⊗ input`` and the input Jacobian is
+        ``Σ_g δ_g ⊙ W_ih[g]`` (only ``need_input``: lower blocks exist).
         """
         kind, n = self.core.kind, self.n
-        with torch.enable_grad():
-            gi, gh = (t.detach().requires_grad_() if t is not None else None
-                      for t in pre_activations(kind, params, u, prev))
-            nu = None
-            if kind == "diag":
-                nu = params["nu"].expand(u.shape[0], n).clone().requires_grad_()
-            out = cell_from_pre(kind, gi, gh, prev, nu)
-            h = out[0] if kind == "lstm" else out
-            leaves = [t for t in (gi, gh, nu) if t is not None]
-            d_gi, *rest = torch.autograd.grad(h.sum(), leaves)
+        gi, gh = pre_activations(kind, params, u, prev)
+        out, acts = activations(kind, gi, gh, prev, params.get("nu"))
+        d_gi, d_gh = deltas(kind, acts, prev)
         local = {"weight_ih_l0": d_gi[:, :, None] * u[:, None, :], "bias_ih_l0": d_gi}
         if kind == "diag":
-            local["nu"] = rest[0]
+            local["nu"] = d_gh
         else:
             h_prev = prev[0] if kind == "lstm" else prev
-            local["weight_hh_l0"] = rest[0][:, :, None] * h_prev[:, None, :]
-            local["bias_hh_l0"] = rest[0]
+            local["weight_hh_l0"] = d_gh[:, :, None] * h_prev[:, None, :]
+            local["bias_hh_l0"] = d_gh
         flat = torch.cat([local[name].reshape(u.shape[0], -1) for name in params], dim=1)
+        if not need_input:
+            return out, flat, None
         w_ih = params["weight_ih_l0"]
         j_in = (d_gi[:, :, None] * w_ih).reshape(u.shape[0], -1, n, w_ih.shape[1]).sum(1)
-        return flat, j_in
+        return out, flat, j_in
 
     def _norm(self, i: int, inp: Any, m_inp: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         """Layer norm before layer ``i``: its output and influences (incl. its own parameters).
@@ -201,12 +204,8 @@ class TraceForm:
             flat[block] = torch.einsum("bi,bip->p", e, m)
         out = {}
         for block, g in flat.items():
-            module = (core.rnns[int(block[3:])] if block.startswith("rnn")
-                      else core.norms[int(block[4:]) - 1])
-            prefix = "rnns." + block[3:] if block.startswith("rnn") else \
-                "norms." + str(int(block[4:]) - 1)
-            start = 0
-            for name, value in module.named_parameters():
-                out[f"{prefix}.{name}"] = g[start : start + value.numel()].view_as(value)
-                start += value.numel()
+            names, shapes = self.layout[block]
+            for name, shape, part in zip(names, shapes, g.split([s.numel() for s in shapes]),
+                                         strict=True):
+                out[name] = part.view(shape)
         return out
