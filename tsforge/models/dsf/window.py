@@ -8,14 +8,15 @@ less work:
 - **forward**: the fused kernel runs the layer over the window without a graph (cuDNN
   on a GPU), as in the reference; the states are kept time-major for the backward;
 - **backward**: over time-major blocks of positions, from the end of the window, the
-  DSF filter ``g_t = e_t + a ⊙ g_{t+1}`` advances through the block, then the block's
-  gate pre-activations are recomputed (two matrix products over all its B·k rows) and
-  its local derivatives written out (:func:`~tsforge.models.dsf.cells.activations`,
+  DSF filter ``g_t = e_t + a ⊙ g_{t+1}`` runs through the block (log-depth scan plus
+  the decayed first value of the block after it), then the block's gate
+  pre-activations are recomputed (two matrix products over its B·k rows) and its local
+  derivatives written out (:func:`~tsforge.models.dsf.cells.activations`,
   :func:`~tsforge.models.dsf.cells.deltas`: no autograd, no graph), so the elementwise
   work stays in cache instead of streaming B·T·G·n tensors through memory a dozen
   times; the weight gradients are then one matrix product per weight over all B·T
-  positions.  On CUDA the filter is the log-depth scan
-  (:func:`~tsforge.models.dsf.scan.reverse_filter_parallel`) instead of the step loop.
+  positions.  On CUDA the whole window is filtered first by one log-depth scan
+  (:func:`~tsforge.models.dsf.scan.reverse_filter_parallel`).
 
 ``low`` (a dtype such as ``torch.bfloat16``) runs the matrix products with operands in
 that precision and float32 results, while states, gates and gradients stay float32:
@@ -32,8 +33,9 @@ from tsforge.optional import require
 
 torch = require("torch", "DSF-trained recurrent models")
 
-#: Bytes of one block of the backward's elementwise work (about a core's L2 cache).
-BLOCK_BYTES = 1 << 20
+#: Bytes of one block of the backward's elementwise work: small enough to stay in cache,
+#: large enough that the per-operation overhead of a block stays small (measured, 1 thread).
+BLOCK_BYTES = 1 << 23
 GATES = {"rnn": 1, "gru": 3, "lstm": 4, "diag": 1}
 
 
@@ -53,9 +55,18 @@ def layer_forward(kind: str, layer: Any, u: Any) -> tuple[Any, Any]:
 
 
 def _filter_block(g: Any, a: Any, start: int, stop: int) -> None:
-    """In place, ``g_t += a ⊙ g_{t+1}`` for ``t`` from ``stop - 1`` down to ``start``."""
-    for t in range(min(stop, g.shape[0] - 1) - 1, start - 1, -1):
-        g[t].addcmul_(a, g[t + 1])
+    """In place, ``g_t <- Σ_{s≥t} a^{s-t} e_s`` for ``start <= t < stop``, given ``g_stop``.
+
+    The block is filtered by the log-depth scan; the rest of the window enters through
+    its first filtered value ``g_stop`` as ``a^(stop-t) ⊙ g_stop``.
+    """
+    stop = min(stop, g.shape[0])
+    block = g[start:stop]
+    out = reverse_filter_parallel(block.transpose(0, 1), a).transpose(0, 1)
+    if stop < g.shape[0]:
+        powers = a ** torch.arange(stop - start, 0, -1, dtype=a.dtype, device=a.device)[:, None]
+        out = torch.addcmul(out, powers[:, None, :], g[stop][None])
+    block.copy_(out)
 
 
 def layer_backward(kind: str, p: dict[str, Any], u: Any, H: Any, C: Any, e: Any, a: Any,
@@ -67,7 +78,7 @@ def layer_backward(kind: str, p: dict[str, Any], u: Any, H: Any, C: Any, e: Any,
     by ``g``), recompute the block's gate pre-activations (two matrix products), its
     activations and local derivatives, and store ``δ ⊙ g``; then one matrix product per
     weight over all positions.  ``parallel_filter`` (default: on CUDA) filters the whole
-    window first with the log-depth scan instead of the step loop inside the blocks.
+    window first with one log-depth scan instead of block by block.
     """
     T, B, n = H.shape
     G = GATES[kind]
