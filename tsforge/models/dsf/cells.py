@@ -185,31 +185,49 @@ def activations(kind: str, gi: torch.Tensor, gh: torch.Tensor | None, state: Any
     return torch.lerp(cand, state, rz[..., n:]), (rz, cand, h_n)
 
 
-def deltas(kind: str, acts: tuple[torch.Tensor, ...], state: Any) -> tuple[torch.Tensor,
-                                                                            torch.Tensor]:
+def deltas(kind: str, acts: tuple[torch.Tensor, ...], state: Any, scale: Any = None,
+           out: tuple[Any, Any] = (None, None)) -> tuple[torch.Tensor, torch.Tensor]:
     """Derivatives of each unit's new ``h`` by its own pre-activations, written out by hand.
 
     Returns ``(δ_i, δ_h)`` with ``δ_i[:, g·n + k] = ∂h_k/∂gi[:, g·n + k]`` and the same for
     ``gh`` (for the diagonal SSM, ``δ_h = ∂h/∂ν``).  The cells are unit-local, so these
     vectors are the whole local Jacobian: the trace form uses them one reading at a
     time, the window form's backward for all positions (no autograd in either).
+    ``scale`` (shape of ``h``) multiplies every gate's derivative of unit ``k`` by
+    ``scale[..., k]``: the window form passes the filtered errors, so the result is the
+    pre-activation gradient; ``out`` receives ``δ_i`` and ``δ_h`` (except the diagonal
+    SSM's ``δ_h``, returned as a new tensor).
     """
+    one = 1.0 if scale is None else scale
     if kind == "diag":
         th, a = acts
-        return (1 - a) * (1 - th * th), (state - th) * a * (1 - a)
+        return (torch.mul(one * (1 - a), 1 - th * th, out=out[0]),
+                (state - th) * a * (1 - a) * one)
     if kind == "rnn":
-        d = 1 - acts[0] * acts[0]
+        d = torch.mul(one, 1 - acts[0] * acts[0], out=out[0])
         return d, d
     if kind == "lstm":
         act, tc = acts
         si, sf, tg, so = act.chunk(4, -1)
-        dc = so * (1 - tc * tc)
-        d = torch.cat([dc * tg * si * (1 - si), dc * state[1] * sf * (1 - sf),
-                       dc * si * (1 - tg * tg), tc * so * (1 - so)], -1)
+        dc = one * so * (1 - tc * tc)
+        d = _join([dc * tg * si * (1 - si), dc * state[1] * sf * (1 - sf),
+                   dc * si * (1 - tg * tg), one * tc * so * (1 - so)], out[0])
         return d, d
     rz, cand, h_n = acts
     n = cand.shape[-1]
     r, z = rz[..., :n], rz[..., n:]
-    d_n = (1 - z) * (1 - cand * cand)
-    d_rz = torch.cat([d_n * h_n * r * (1 - r), (state - cand) * z * (1 - z)], -1)
-    return torch.cat([d_rz, d_n], -1), torch.cat([d_rz, d_n * r], -1)
+    d_n = (one * (1 - z)) * (1 - cand * cand)
+    d_hn = d_n * r
+    d_r, d_z = d_hn * h_n * (1 - r), one * (state - cand) * z * (1 - z)
+    return _join([d_r, d_z, d_n], out[0]), _join([d_r, d_z, d_hn], out[1])
+
+
+def _join(parts: list[torch.Tensor], out: Any) -> torch.Tensor:
+    """``parts`` side by side on the last axis, into ``out`` when given (no slow ``cat(out=)``)."""
+    if out is None:
+        return torch.cat(parts, -1)
+    start = 0
+    for part in parts:
+        out[..., start : start + part.shape[-1]].copy_(part)
+        start += part.shape[-1]
+    return out

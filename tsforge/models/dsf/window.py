@@ -39,9 +39,12 @@ BLOCK_BYTES = 1 << 23
 GATES = {"rnn": 1, "gru": 3, "lstm": 4, "diag": 1}
 
 
-def _mm(x: Any, w_t: Any, low: Any) -> Any:
-    """``x @ w_t``; with ``low``, operands in that dtype and the result in ``x``'s dtype."""
-    return x @ w_t if low is None else (x.to(low) @ w_t.to(low)).to(x.dtype)
+def _mm(x: Any, w_t: Any, low: Any, bias: Any = None) -> Any:
+    """``x @ w_t (+ bias)``; with ``low``, operands in that dtype, the result in ``x``'s."""
+    if low is None:
+        return x @ w_t if bias is None else torch.addmm(bias, x, w_t)
+    out = (x.to(low) @ w_t.to(low)).to(x.dtype)
+    return out if bias is None else out + bias
 
 
 def layer_forward(kind: str, layer: Any, u: Any) -> tuple[Any, Any]:
@@ -89,7 +92,7 @@ def layer_backward(kind: str, p: dict[str, Any], u: Any, H: Any, C: Any, e: Any,
     prev = torch.cat([H.new_zeros(1, B, n), H[:-1]])
     c_prev = torch.cat([H.new_zeros(1, B, n), C[:-1]]) if kind == "lstm" else None
     D_i = H.new_empty(T, B, G * n)
-    D_h = D_i if kind in ("rnn", "lstm") else H.new_empty(T, B, G * n)
+    D_h = H.new_empty(T, B, G * n) if kind == "gru" else D_i
     d_nu = H.new_zeros(n) if kind == "diag" else None
     nu = p.get("nu")
     step = max(1, BLOCK_BYTES // (H.element_size() * B * G * n * 4))
@@ -101,17 +104,13 @@ def layer_backward(kind: str, p: dict[str, Any], u: Any, H: Any, C: Any, e: Any,
         rows = g.shape[0]
         h0 = prev[sl].reshape(rows * B, n)
         state = (h0, c_prev[sl].reshape(rows * B, n)) if kind == "lstm" else h0
-        gi = torch.add(_mm(u[sl].reshape(rows * B, -1), p["weight_ih_l0"].T, low),
-                       p["bias_ih_l0"])
-        gh = None if kind == "diag" else torch.add(_mm(h0, p["weight_hh_l0"].T, low),
-                                                   p["bias_hh_l0"])
+        gi = _mm(u[sl].reshape(rows * B, -1), p["weight_ih_l0"].T, low, p["bias_ih_l0"])
+        gh = None if kind == "diag" else _mm(h0, p["weight_hh_l0"].T, low, p["bias_hh_l0"])
         _, acts = activations(kind, gi, gh, state, nu)
-        d_i, d_h = deltas(kind, acts, state)
-        torch.mul(d_i.view(rows, B, G, n), g[:, :, None], out=D_i[sl].view(rows, B, G, n))
+        out = (D_i[sl].view(rows * B, -1), D_h[sl].view(rows * B, -1) if kind == "gru" else None)
+        _, d_h = deltas(kind, acts, state, g.reshape(rows * B, n), out)
         if kind == "diag":
-            d_nu += (d_h.view(rows, B, n) * g).sum((0, 1))
-        elif kind == "gru":
-            torch.mul(d_h.view(rows, B, G, n), g[:, :, None], out=D_h[sl].view(rows, B, G, n))
+            d_nu += d_h.sum(0)
     Di = D_i.view(T * B, -1)
     grads = {"weight_ih_l0": _mm(Di.T, u.reshape(T * B, -1), low), "bias_ih_l0": Di.sum(0)}
     if kind == "diag":
