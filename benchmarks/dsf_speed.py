@@ -22,7 +22,7 @@ The trace form (``learn_one``'s online gradient) is timed per reading for a 1-la
 library's cheapest online step: one ``torch.nn.GRUCell`` step with autograd
 backward, and beside a whole ``learn_one`` call.
 
-    python benchmarks/dsf_speed.py [--quick] [--threads N]
+    python benchmarks/dsf_speed.py [--quick] [--threads N] [--rows 1x128x256,...]
 
 Quick: GRU 1x64, 1x256 and 2x64 at T = 1024.  Full: layers {1, 2} x hidden
 {64, 128, 256} x T {256, 1024, 4096}.  Last line: JSON with ``ratio`` = BPTT / DSF
@@ -165,6 +165,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (1 is steadiest on a shared machine)")
+    parser.add_argument("--rows", default="",
+                        help="only these rows, e.g. 1x128x256,2x256x4096 (layers x hidden x T)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     try:
@@ -176,6 +178,8 @@ def main() -> None:
     grid = [(1, 64, 1024), (1, 256, 1024), (2, 64, 1024)]
     if not args.quick:
         grid = [(L, n, T) for L in (1, 2) for n in (64, 128, 256) for T in (256, 1024, 4096)]
+    if args.rows:
+        grid = [tuple(int(v) for v in row.split("x")) for row in args.rows.split(",")]
     rows = []
     print(f"CPU, {args.threads} thread(s), batch {BATCH}, seconds per epoch of {READINGS} "
           "readings (fastest of the interleaved rounds); val MSE after the same epochs",
