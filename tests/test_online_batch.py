@@ -48,6 +48,12 @@ def test_batch_rows_equal_single_sensor_learners(name, params):
         state = batch.sensor_state(s)
         for key, value in model.state_dict().items():
             np.testing.assert_allclose(state[key], value, rtol=1e-9, atol=1e-12, err_msg=key)
+    # a state without the residual record (saved before it existed) loads as a level readout
+    old = {k: v for k, v in singles[0].state_dict().items() if k != "residual"}
+    reloaded = create(name, **small(name, params))
+    reloaded.n_covariates_ = 0
+    reloaded.load_state_dict(old)
+    assert reloaded.config.residual is False
     # a sensor restored from its single-sensor state continues exactly
     clone = type(batch).from_models(singles)
     clone.load_sensor_state(1, batch.sensor_state(1))
@@ -148,5 +154,7 @@ def test_residual_forecast_carries_the_last_reading(name):
     if name != "ptncn":  # the readout adds its change to the last reading
         level = create(name, horizon=1, **params, residual=False)
         level.n_covariates_ = 0
-        level.load_state_dict(model.state_dict())  # same weights, level output
+        state = {k: v for k, v in model.state_dict().items() if k != "residual"}
+        level.load_state_dict(state)  # same weights; no record: loads as a level readout
+        assert level.config.residual is False
         assert abs(model.forecast().mean[0] - level.forecast().mean[0] - z[-1]) < 1e-9

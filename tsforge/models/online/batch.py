@@ -27,6 +27,7 @@ into milliseconds.  Parallelism belongs across sensors (processes or partitions)
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
@@ -54,6 +55,18 @@ def one_blas_thread() -> Iterator[None]:
         return
     with ctl.limit(limits=1, user_api="blas"):
         yield
+
+
+def adopt_residual(model: Any, state: dict[str, np.ndarray]) -> None:
+    """Make ``model.config.residual`` say what the weights in ``state`` mean.
+
+    A forecaster's state records whether its readout forecasts the change
+    (``residual``).  A state saved before the option existed has no record and holds a
+    level readout, so it loads as ``residual=False`` whatever the configuration says.
+    """
+    stored = bool(np.asarray(state["residual"])) if "residual" in state else False
+    if stored != model.config.residual:
+        model.config = dataclasses.replace(model.config, residual=stored)
 
 
 class SensorBatch:
@@ -127,8 +140,12 @@ class SensorBatch:
                 arr[...] = state[key]
 
     def sensor_state(self, s: int) -> dict[str, np.ndarray]:
-        """Sensor ``s``'s state, keyed and shaped as its forecaster's ``state_dict``."""
-        return {k: np.array(v[s]) for k, v in self._arrays().items()}
+        """Sensor ``s``'s state, keyed and shaped as its forecaster's ``state_dict``
+        (with ``residual``: whether the readout forecasts the change)."""
+        out = {k: np.array(v[s]) for k, v in self._arrays().items()}
+        if hasattr(self.config, "residual"):
+            out["residual"] = np.array(self.config.residual)
+        return out
 
     def load_sensor_state(self, s: int, state: dict[str, np.ndarray]) -> None:
         """Restore sensor ``s`` from a single-sensor ``state_dict`` (missing keys keep

@@ -29,7 +29,7 @@ import numpy as np
 
 from tsforge.errors import DataError
 from tsforge.models.base import Forecast, Forecaster, ForecasterConfig
-from tsforge.models.online.batch import SensorBatch
+from tsforge.models.online.batch import SensorBatch, adopt_residual
 from tsforge.models.online.rnn import matvec
 
 #: P is symmetrised every this many readings (round-off drift is slow; a pass over P is not free).
@@ -249,6 +249,7 @@ class EchoStateForecaster(Forecaster):
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         if not state:
             return
+        adopt_residual(self, state)
         self.batch_ = ESNBatch(self.config, np.asarray(state["W_in"]).shape[1], 1)
         self.batch_.load_sensor_state(0, state)
 

@@ -29,7 +29,7 @@ import numpy as np
 from tsforge.errors import ConfigError, DataError
 from tsforge.models.base import Forecast, Forecaster, ForecasterConfig
 from tsforge.models.online import rnn
-from tsforge.models.online.batch import SensorBatch, one_blas_thread
+from tsforge.models.online.batch import SensorBatch, adopt_residual, one_blas_thread
 from tsforge.models.online.cells import CELLS
 from tsforge.models.online.optim import OnlineAdam
 
@@ -289,6 +289,7 @@ class OnlineRNNForecaster(Forecaster):
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         if not state:
             return
+        adopt_residual(self, state)
         self._init_params(1 + (self.n_covariates_ or 0))
         self.batch_.load_sensor_state(0, state)
 

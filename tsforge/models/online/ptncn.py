@@ -49,7 +49,7 @@ import numpy as np
 from tsforge.errors import ConfigError, DataError
 from tsforge.models.base import Forecast, Forecaster, ForecasterConfig
 from tsforge.models.online import ptncn_core as core
-from tsforge.models.online.batch import SensorBatch, one_blas_thread
+from tsforge.models.online.batch import SensorBatch, adopt_residual, one_blas_thread
 from tsforge.models.online.optim import OnlineAdam, OnlineNesterov
 
 OPTIMIZERS = ("nesterov", "adam")
@@ -286,6 +286,7 @@ class PTNCNForecaster(Forecaster):
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         if not state:
             return
+        adopt_residual(self, state)
         self._init_params(1 + (self.n_covariates_ or 0))
         self.batch_.load_sensor_state(0, state)
 
