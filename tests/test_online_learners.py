@@ -59,18 +59,21 @@ def torch_cell(model):
 
 
 def bptt_gradient(model, zs: np.ndarray) -> np.ndarray:
-    """Autograd (fp64) gradient of sum_t ½ (z_{t-1} + V0·h_{t-1} + c0 - z_t)^2 w.r.t. θ."""
+    """Autograd (fp64) gradient of sum_t ½ (z_{t-1} + V0·h_{t-1} + c0 - z_t)^2 w.r.t. θ
+    (without the ``z_{t-1}`` term for a level readout)."""
     theta = torch.tensor(model.theta_, dtype=torch.float64, requires_grad=True)
     V, c = model._readout()
     V0, c0 = torch.tensor(V[0]), float(c[0])
     cell = torch_cell(model)
     h = torch.tensor(model.h_)
-    last = float(model.state_dict()["past_y"][0]) if model.config.residual else 0.0
+    state = model.state_dict()
+    a0 = 1.0 if model.config.residual else 0.0
+    last = float(state["past_y"][0])
     loss = torch.zeros((), dtype=torch.float64)
     for z in zs:
-        loss = loss + 0.5 * (V0 @ h + c0 + last - z) ** 2
+        loss = loss + 0.5 * (V0 @ h + c0 + a0 * last - z) ** 2
         h = cell(theta, h, torch.tensor([z], dtype=torch.float64))
-        last = float(z) if model.config.residual else 0.0
+        last = float(z)
     loss.backward()
     return theta.grad.numpy()
 

@@ -61,7 +61,7 @@ class TanhCell:
         return rnn.rtrl_update(M, theta, D, h, x, self.n)
 
     def export_core(self, theta: np.ndarray, V: np.ndarray, c: np.ndarray,
-                    skip: bool) -> Any:
+                    skip: np.ndarray | None) -> Any:
         from tsforge.models.online.export import RNNReadoutCore
 
         W, U, b = rnn.unpack(theta, self.n, self.d)
@@ -159,7 +159,7 @@ class GRUCell:
         return M_new
 
     def export_core(self, theta: np.ndarray, V: np.ndarray, c: np.ndarray,
-                    skip: bool) -> Any:
+                    skip: np.ndarray | None) -> Any:
         from tsforge.models.online.export import GRUReadoutCore
 
         w_ih, w_hh, b_ih, b_hh = self.unpack(theta)

@@ -258,7 +258,7 @@ class EchoStateForecaster(Forecaster):
 
         return RNNReadoutCore(self.W_, self.W_in_, self.b_, self.W_out_[:, :-1],
                               self.W_out_[:, -1], leak=self.config.leak,
-                              skip=self.config.residual)
+                              skip=np.ones(self.config.horizon) if self.config.residual else None)
 
     def stream_state(self) -> np.ndarray:
         return self.h_.copy()

@@ -10,14 +10,14 @@ torch = require("torch", "exporting an online learner")
 
 
 class RNNReadoutCore(torch.nn.Module):
-    """``h = (1-leak) h + leak * tanh(U x + W h + b)``; ``y = V h + c (+ x[0])``; state ``(B, n)``.
+    """``h = (1-leak) h + leak tanh(U x + W h + b)``; ``y = V h + c (+ a x[0])``; state ``(B, n)``.
 
-    With ``skip`` the forecast carries the reading just read (``x[0]``, the target)
-    forward and the readout adds the predicted change.
+    With ``skip`` (weights ``a`` per horizon step) the forecast carries the reading
+    just read (``x[0]``, the target) forward and the readout adds the predicted change.
     """
 
     def __init__(self, W: np.ndarray, U: np.ndarray, b: np.ndarray, V: np.ndarray,
-                 c: np.ndarray, leak: float = 1.0, skip: bool = False) -> None:
+                 c: np.ndarray, leak: float = 1.0, skip: np.ndarray | None = None) -> None:
         super().__init__()
         f32 = torch.float32
         self.register_buffer("W", torch.as_tensor(W, dtype=f32))
@@ -26,7 +26,9 @@ class RNNReadoutCore(torch.nn.Module):
         self.register_buffer("V", torch.as_tensor(V, dtype=f32))
         self.register_buffer("c", torch.as_tensor(c, dtype=f32))
         self.leak = float(leak)
-        self.skip = bool(skip)
+        self.has_skip = skip is not None
+        if skip is not None:
+            self.register_buffer("skip", torch.as_tensor(skip, dtype=f32))
 
     def initial_state(self, batch: int) -> torch.Tensor:
         return torch.zeros(batch, self.W.shape[0])
@@ -37,7 +39,7 @@ class RNNReadoutCore(torch.nn.Module):
         h = torch.tanh(pre) if self.leak == 1.0 else (1 - self.leak) * state + self.leak * \
             torch.tanh(pre)
         y = h @ self.V.T + self.c
-        return (y + x_t[:, :1] if self.skip else y), h  # (B, H), (B, n)
+        return (y + x_t[:, :1] * self.skip if self.has_skip else y), h  # (B, H), (B, n)
 
 
 class GRUReadoutCore(torch.nn.Module):
@@ -47,7 +49,7 @@ class GRUReadoutCore(torch.nn.Module):
     """
 
     def __init__(self, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray,
-                 V: np.ndarray, c: np.ndarray, skip: bool = False) -> None:
+                 V: np.ndarray, c: np.ndarray, skip: np.ndarray | None = None) -> None:
         super().__init__()
         n, d = w_hh.shape[1], w_ih.shape[1]
         self.cell = torch.nn.GRUCell(d, n)
@@ -57,7 +59,9 @@ class GRUReadoutCore(torch.nn.Module):
                 getattr(self.cell, name).copy_(torch.as_tensor(value, dtype=torch.float32))
         self.register_buffer("V", torch.as_tensor(V, dtype=torch.float32))
         self.register_buffer("c", torch.as_tensor(c, dtype=torch.float32))
-        self.skip = bool(skip)
+        self.has_skip = skip is not None
+        if skip is not None:
+            self.register_buffer("skip", torch.as_tensor(skip, dtype=torch.float32))
 
     def initial_state(self, batch: int) -> torch.Tensor:
         return torch.zeros(batch, self.cell.hidden_size)
@@ -66,7 +70,7 @@ class GRUReadoutCore(torch.nn.Module):
                                                                        torch.Tensor]:
         h = self.cell(x_t, state)  # (B, n)
         y = h @ self.V.T + self.c
-        return (y + x_t[:, :1] if self.skip else y), h
+        return (y + x_t[:, :1] * self.skip if self.has_skip else y), h
 
 
 _TORCH_ACTIVATIONS = {

@@ -13,6 +13,8 @@ import numpy as np
 
 def _row_norms(grad: np.ndarray) -> np.ndarray:
     """Euclidean norm of each row (last axis); ``()`` for a flat vector."""
+    if grad.ndim == 1:
+        return np.sqrt(np.dot(grad, grad))
     return np.sqrt(np.einsum("...p,...p->...", grad, grad))
 
 
@@ -49,17 +51,40 @@ class OnlineAdam:
         """
         norm = _row_norms(grad)
         ok = np.isfinite(norm)
-        if not np.all(ok):
-            grad = np.where(ok[..., None], grad, 0.0)
+        if not ok.all():
+            self._step_some(params, grad, norm, ok)
+            return
+        # per-row factors; plain floats when every row shares them (one sensor, or
+        # sensors stepping together): this runs once per reading, small ops dominate
+        if self.clip and float(norm.max()) > self.clip:
+            scale: np.ndarray | float = (self.clip / np.maximum(norm, self.clip))[..., None]
+        else:
+            scale = 1.0
+        self.t += 1
+        t0 = int(self.t.flat[0])
+        t: np.ndarray | float = float(t0) if np.all(self.t == t0) else \
+            self.t[..., None].astype(np.float64)
+        b1, b2 = self.beta1, self.beta2
+        self.m *= b1
+        self.m += ((1 - b1) * scale) * grad
+        self.v *= b2
+        self.v += ((1 - b2) * scale * scale) * (grad * grad)
+        rate = self.lr / (1.0 + self.decay * np.sqrt(t))
+        denom = np.sqrt(self.v * (1.0 / (1 - b2**t)))
+        denom += self.eps
+        params -= (rate / (1 - b1**t)) * self.m / denom
+
+    def _step_some(self, params: np.ndarray, grad: np.ndarray, norm: np.ndarray,
+                   ok: np.ndarray) -> None:
+        """The step of the rows with a finite gradient; the other rows keep everything."""
+        grad = np.where(ok[..., None], grad, 0.0)
         scale = np.where(ok, _clip_scale(norm, self.clip), 0.0)[..., None]
         self.t += ok
         t = np.maximum(self.t, 1)[..., None].astype(np.float64)
         b1, b2 = self.beta1, self.beta2
-        keep1 = np.where(ok, b1, 1.0)[..., None]
-        keep2 = np.where(ok, b2, 1.0)[..., None]
-        self.m *= keep1
+        self.m *= np.where(ok, b1, 1.0)[..., None]
         self.m += ((1 - b1) * scale) * grad
-        self.v *= keep2
+        self.v *= np.where(ok, b2, 1.0)[..., None]
         self.v += ((1 - b2) * scale * scale) * (grad * grad)
         rate = self.lr / (1.0 + self.decay * np.sqrt(t))
         denom = np.sqrt(self.v * (1.0 / (1 - b2**t)))
