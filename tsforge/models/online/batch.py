@@ -105,6 +105,9 @@ class SensorBatch:
                             f"{y.shape[0]} readings")
         if self.d == 1:
             rows = y[:, None]
+        elif covariates is None:
+            raise DataError(f"{self.family} batch was fitted with {self.d - 1} covariate(s): "
+                            f"pass covariates of shape ({self.sensors}, {self.d - 1})")
         else:
             X = np.asarray(covariates, dtype=np.float64).reshape(self.sensors, self.d - 1)
             rows = np.column_stack([y, X])

@@ -159,6 +159,8 @@ class RNNBatch(SensorBatch):
 class RTRLBatch(RNNBatch):
     """Exact influence matrices ``M (S, n, p)``: one ``(S,n,n) @ (S,n,p)`` product per step."""
 
+    family = "rtrl"
+
     def reset_estimator(self) -> None:
         self.M = np.zeros((self.sensors, self.config.hidden, self.theta.shape[1]))
 
@@ -174,6 +176,8 @@ class RTRLBatch(RNNBatch):
 
 class UOROBatch(RNNBatch):
     """Rank-one estimates ``s̃ θ̃^T`` per sensor and draw: ``s̃ (S, k, n)``, ``θ̃ (S, k, p)``."""
+
+    family = "uoro"
 
     def reset_estimator(self) -> None:
         k, n = self.config.n_draws, self.config.hidden
