@@ -129,9 +129,8 @@ def test_mutation_rls_without_regulariser_winds_up_on_a_stuck_sensor(monkeypatch
     """Plain forgetting RLS (no pseudo-observations) fails the short-memory test above."""
     from tsforge.models.online import esn
 
-    clone = mutated(esn, "        if r > 0:  # the regulariser",
-                    "        if False:  # the regulariser")
-    monkeypatch.setattr(esn.ESNBatch, "_learn", clone.ESNBatch._learn)
+    clone = mutated(esn, "    if r > 0:  # the regulariser", "    if False:  # the regulariser")
+    monkeypatch.setattr(esn, "rls_step", clone.rls_step)
     with pytest.raises(AssertionError):
         test_esn_with_short_memory_stays_bounded_on_a_stuck_sensor()
 

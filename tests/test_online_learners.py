@@ -351,8 +351,9 @@ def test_mutation_rls_without_division_by_lambda_is_rejected(monkeypatch):
     """RLS that forgets to divide P by λ no longer equals exponentially weighted ridge."""
     from tsforge.models.online import esn
 
-    clone = mutated(esn, "        P *= np.where(valid, 1.0 / lam, 1.0)[..., None, None]\n", "")
-    monkeypatch.setattr(esn.ESNBatch, "_learn", clone.ESNBatch._learn)
+    clone = mutated(esn, "    inv = np.where(valid, 1.0 / lam, 1.0)[..., None]",
+                    "    inv = valid[..., None] * 1.0")
+    monkeypatch.setattr(esn, "rls_step", clone.rls_step)
     lam, ridge = 0.97, 1e-2
     model, Phi, t = rls_stream(lam, ridge, residual=True)
     gap = np.abs(model.W_out_[0] - weighted_ridge(Phi, t, lam, ridge)).max()
