@@ -15,6 +15,11 @@ target channel of each prediction is the H-step forecast.  Memory is constant:
 the state is the corrected latent states, the previous row and (for the temporal
 error rule) the previous state errors.
 
+With ``residual`` (the default) the output forecasts the change of the row,
+``mu^0 = x_t - x_{t-1}``, and the run-ahead adds it to the last row; a model that
+has learned nothing forecasts "no change".  The state lives in a
+:class:`PTNCNBatch` with a leading sensor axis; a forecaster is a batch of one.
+
 Deviations from the paper and the reference code, all deliberate:
 
 - Real-valued output: identity ``f_out`` and squared error instead of softmax over
@@ -44,6 +49,7 @@ import numpy as np
 from tsforge.errors import ConfigError, DataError
 from tsforge.models.base import Forecast, Forecaster, ForecasterConfig
 from tsforge.models.online import ptncn_core as core
+from tsforge.models.online.batch import SensorBatch, adopt_residual, one_blas_thread
 from tsforge.models.online.optim import OnlineAdam, OnlineNesterov
 
 OPTIMIZERS = ("nesterov", "adam")
@@ -81,6 +87,8 @@ class PTNCNConfig(ForecasterConfig):
         Standard deviation of the normal initial weights.
     fit_readings
         Most recent readings of the history learned online by ``fit`` (warm-up).
+    residual
+        The output forecasts the change from the last reading row instead of the row.
     """
 
     hidden: int = 16
@@ -97,6 +105,83 @@ class PTNCNConfig(ForecasterConfig):
     clip: float | None = 1.0
     init_std: float = 0.05
     fit_readings: int = 3000
+    residual: bool = True
+
+
+class PTNCNBatch(SensorBatch):
+    """S sensors' P-TNCNs: ``theta (S, p)``, corrected states ``y (S, L, n)``, last rows
+    ``x_prev (S, d)`` and state errors ``eps_prev (S, L, n)``."""
+
+    family = "ptncn"
+
+    def __init__(self, config: PTNCNConfig, d: int, sensors: int) -> None:
+        super().__init__(config, d, sensors)
+        c, S = config, sensors
+        n, L = c.hidden, c.layers
+        theta = np.random.default_rng(c.seed).normal(0.0, c.init_std, core.n_params(n, d, L))
+        self.theta = np.repeat(theta[None], S, axis=0)
+        self.P = core.unpack(self.theta, n, d, L)  # views: updated with theta
+        self.y = np.zeros((S, L, n))
+        self.x_prev = np.zeros((S, d))
+        self.eps_prev = np.zeros((S, L, n))
+        self.steps = np.zeros(S, dtype=np.int64)
+        if c.optimizer == "adam":
+            self.opt: OnlineAdam | OnlineNesterov = OnlineAdam(self.theta.shape, c.lr,
+                                                               c.lr_decay, clip=None)
+        else:
+            self.opt = OnlineNesterov(self.theta.shape, c.lr, c.lr_decay, clip=None,
+                                      momentum=c.momentum)
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        opt = {f"opt/{k}": getattr(self.opt, k) for k in ("m", "v", "t") if hasattr(self.opt, k)}
+        return {"theta": self.theta, "y": self.y, "x_prev": self.x_prev,
+                "eps_prev": self.eps_prev, "steps": self.steps, **opt}
+
+    def infer(self, y_prev: np.ndarray, x_prev: np.ndarray,
+              rows: np.ndarray | None) -> core.Inference:
+        """Inference for ``rows`` (None: the model's own forecast), sensor axis first."""
+        c = self.config
+        target = rows - x_prev if rows is not None and c.residual else rows
+        return core.infer(self.P, list(np.swapaxes(y_prev, 0, 1)), x_prev, target,
+                          beta=c.beta, gamma=c.gamma, steps=c.inference_steps,
+                          activation=c.activation)
+
+    def local_updates(self, q: core.Inference) -> np.ndarray:
+        c = self.config
+        return core.updates(q, list(np.swapaxes(self.eps_prev, 0, 1)), rule=c.error_rule,
+                            clip=c.clip)
+
+    def _step(self, rows: np.ndarray, learn: bool) -> None:
+        q = self.infer(self.y, self.x_prev, rows)
+        if learn:
+            self.opt.step(self.theta, self.local_updates(q))
+        self.y[...] = np.stack(q.y, axis=1)
+        self.eps_prev[...] = np.stack(q.eps, axis=1)
+        self.x_prev[...] = rows
+        self.steps += 1
+
+    def _learn(self, rows: np.ndarray) -> None:
+        self._step(rows, learn=True)
+
+    def learn_many(self, values: Any, covariates: Any = None) -> None:
+        """Learn from one reading per sensor (inference, local update, new state)."""
+        rows = self.rows(values, covariates)
+        with one_blas_thread():
+            self._step(rows, learn=True)
+
+    def _advance(self, rows: np.ndarray) -> None:
+        self._step(rows, learn=False)
+
+    def forecast_many(self) -> np.ndarray:
+        """The next ``horizon`` target values, running the model on its own predictions."""
+        out = np.empty((self.sensors, self.config.horizon))
+        y_prev, x_prev = self.y, self.x_prev
+        for h in range(self.config.horizon):
+            q = self.infer(y_prev, x_prev, None)
+            x_prev = x_prev + q.mu[0] if self.config.residual else q.mu[0]
+            out[:, h] = x_prev[:, 0]
+            y_prev = np.stack(q.y, axis=1)
+        return out
 
 
 class PTNCNForecaster(Forecaster):
@@ -144,29 +229,22 @@ class PTNCNForecaster(Forecaster):
     def test_params(cls) -> dict[str, Any]:
         return {"hidden": 6, "fit_readings": 200}
 
-    # -------------------------------------------------------------- set-up
+    # one-sensor views of the batch state
+    theta_ = property(lambda self: self.batch_.theta[0])
+    y_ = property(lambda self: self.batch_.y[0])
+    x_prev_ = property(lambda self: self.batch_.x_prev[0])
+    eps_prev_ = property(lambda self: self.batch_.eps_prev[0])
+    P_ = property(lambda self: {k: v[0] for k, v in self.batch_.P.items()})
+
     def _init_params(self, d: int) -> None:
-        c = self.config
-        n, L = c.hidden, c.layers
-        rng = np.random.default_rng(c.seed)
-        self.theta_ = rng.normal(0.0, c.init_std, core.n_params(n, d, L))
-        self.P_ = core.unpack(self.theta_, n, d, L)  # views: updated with theta_
-        self.y_ = np.zeros((L, n))  # corrected states after the last reading
-        self.x_prev_ = np.zeros(d)  # last reading row
-        self.eps_prev_ = np.zeros((L, n))  # state errors of the last reading
-        self.steps_ = 0
-        if c.optimizer == "adam":
-            self.opt_: OnlineAdam | OnlineNesterov = OnlineAdam(self.theta_.size, c.lr,
-                                                                c.lr_decay, clip=None)
-        else:
-            self.opt_ = OnlineNesterov(self.theta_.size, c.lr, c.lr_decay, clip=None,
-                                       momentum=c.momentum)
+        self.batch_ = PTNCNBatch(self.config, d, 1)
 
     def fit(self, y: Any, X: Any = None) -> PTNCNForecaster:
         """Warm up by learning online over the last ``fit_readings`` finite readings."""
         y_arr, X_arr = self._check_fit_input(y, X)
         self._init_params(1 + X_arr.shape[1])
-        return self._learn_recent(y_arr, X_arr, self.config.fit_readings)
+        with one_blas_thread():
+            return self._learn_recent(y_arr, X_arr, self.config.fit_readings)
 
     # -------------------------------------------------------------- streaming
     def _row(self, y: float, x: np.ndarray | None) -> np.ndarray:
@@ -174,64 +252,43 @@ class PTNCNForecaster(Forecaster):
         if not np.all(np.isfinite(row)):
             raise DataError(f"model 'ptncn' got a non-finite reading {row.tolist()}; "
                             "wrap it in a Pipeline with a nonfinite policy")
-        return row
+        return row[None]
 
     def _infer(self, y_prev: np.ndarray, x_prev: np.ndarray,
                x: np.ndarray | None) -> core.Inference:
-        c = self.config
-        return core.infer(self.P_, list(y_prev), x_prev, x, beta=c.beta, gamma=c.gamma,
-                          steps=c.inference_steps, activation=c.activation)
+        """One-sensor inference (vectors without the sensor axis) through the batch."""
+        q = self.batch_.infer(np.asarray(y_prev)[None], np.asarray(x_prev)[None],
+                              None if x is None else np.asarray(x)[None])
+        return core.Inference(*([v[0] for v in getattr(q, f.name)]
+                                for f in dataclasses.fields(q)))
 
     def local_updates(self, q: core.Inference) -> np.ndarray:
         """The flat update for the inference ``q`` of the current reading (parameters unchanged)."""
         c = self.config
         return core.updates(q, list(self.eps_prev_), rule=c.error_rule, clip=c.clip)
 
-    def _advance(self, row: np.ndarray, learn: bool) -> None:
-        q = self._infer(self.y_, self.x_prev_, row)
-        if learn:
-            self.opt_.step(self.theta_, self.local_updates(q))
-        self.y_ = np.array(q.y)
-        self.eps_prev_ = np.array(q.eps)
-        self.x_prev_ = row
-        self.steps_ += 1
-
     def learn_one(self, y: float, x: np.ndarray | None = None) -> None:
-        self._advance(self._row(y, x), learn=True)
+        self.batch_._step(self._row(y, x), learn=True)
 
     def update(self, y: float, x: np.ndarray | None = None) -> None:
-        self._advance(self._row(y, x), learn=False)
+        self.batch_._step(self._row(y, x), learn=False)
 
     def forecast(self) -> Forecast:
         """The next ``horizon`` target values, running the model on its own predictions."""
-        if not hasattr(self, "theta_"):
+        if not hasattr(self, "batch_"):
             raise DataError("model 'ptncn' is not fitted: call fit() first")
-        out = np.empty(self.config.horizon)
-        y_prev, x_prev = self.y_, self.x_prev_
-        for h in range(self.config.horizon):
-            q = self._infer(y_prev, x_prev, None)
-            out[h] = q.mu[0][0]
-            y_prev, x_prev = q.y, q.mu[0]
-        return Forecast(mean=out)
+        return Forecast(mean=self.batch_.forecast_many()[0])
 
     # -------------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, np.ndarray]:
-        if not hasattr(self, "theta_"):
-            return {}
-        return {"theta": self.theta_.copy(), "y": self.y_.copy(),
-                "x_prev": self.x_prev_.copy(), "eps_prev": self.eps_prev_.copy(),
-                "steps": np.array(self.steps_), **self.opt_.state_dict("opt/")}
+        return self.batch_.sensor_state(0) if hasattr(self, "batch_") else {}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         if not state:
             return
+        adopt_residual(self, state)
         self._init_params(1 + (self.n_covariates_ or 0))
-        self.theta_[:] = np.asarray(state["theta"], dtype=np.float64)  # keeps the views
-        self.y_ = np.array(state["y"], dtype=np.float64)
-        self.x_prev_ = np.array(state["x_prev"], dtype=np.float64)
-        self.eps_prev_ = np.array(state["eps_prev"], dtype=np.float64)
-        self.steps_ = int(state["steps"])
-        self.opt_.load_state_dict(state, "opt/")
+        self.batch_.load_sensor_state(0, state)
 
     # -------------------------------------------------------------- export
     def streaming_core(self) -> Any:
@@ -239,7 +296,8 @@ class PTNCNForecaster(Forecaster):
 
         c = self.config
         return PTNCNCore(self.P_, c.layers, c.horizon, beta=c.beta, gamma=c.gamma,
-                         steps=c.inference_steps, activation=c.activation)
+                         steps=c.inference_steps, activation=c.activation,
+                         residual=c.residual)
 
     def stream_state(self) -> np.ndarray:
         return np.concatenate([self.y_.ravel(), self.x_prev_])

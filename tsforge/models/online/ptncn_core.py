@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Callable
 
 import numpy as np
+
+from tsforge.models.online.rnn import matvec
 
 #: Activation name -> numpy function.  ``sign`` has no useful derivative (zero almost
 #: everywhere), so backpropagation could not train it; the local rule does not need one.
@@ -66,19 +67,20 @@ def block_shapes(n: int, d: int, layers: int) -> tuple[tuple[str, tuple[int, int
 
 
 def unpack(theta: np.ndarray, n: int, d: int, layers: int) -> dict[str, np.ndarray]:
-    """Views into the flat vector ``theta``: every stored block and ``M^l``, ``V^l``, ``U^l``."""
-    views, start = {}, 0
+    """Views into ``theta`` (``(p,)`` or ``(S, p)``): every stored block and ``M^l, V^l, U^l``."""
+    views, start, lead = {}, 0, theta.shape[:-1]
     for name, (rows, cols) in block_shapes(n, d, layers):
-        views[name] = theta[start : start + rows * cols].reshape(rows, cols)
+        views[name] = theta[..., start : start + rows * cols].reshape(*lead, rows, cols)
         start += rows * cols
-    if start != theta.size:
-        raise ValueError(f"parameter vector has {theta.size} entries, the layout needs {start}")
+    if start != theta.shape[-1]:
+        raise ValueError(f"parameter vector has {theta.shape[-1]} entries, the layout needs "
+                         f"{start}")
     for ell in range(1, layers + 1):
         below = d if ell == 1 else n
         R = views[f"R{ell}"]
-        views[f"M{ell}"], views[f"V{ell}"] = R[:, :below], R[:, below : below + n]
+        views[f"M{ell}"], views[f"V{ell}"] = R[..., :below], R[..., below : below + n]
         if ell < layers:
-            views[f"U{ell}"] = R[:, below + n :]
+            views[f"U{ell}"] = R[..., below + n :]
     return views
 
 
@@ -107,13 +109,14 @@ class Inference:
 def previous_reads(y_prev: list[np.ndarray], x_prev: np.ndarray) -> list[np.ndarray]:
     """Per layer, the previous states its ``R^l`` reads: below, itself, above."""
     below = [x_prev, *y_prev]
-    return [np.concatenate(below[ell - 1 : ell + 2]) for ell in range(1, len(y_prev) + 1)]
+    return [np.concatenate(below[ell - 1 : ell + 2], axis=-1)
+            for ell in range(1, len(y_prev) + 1)]
 
 
 def _errors(P: dict[str, np.ndarray], s: list[np.ndarray], x: np.ndarray
             ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Top-down predictions ``mu^{l-1} = W^l s^l`` and their errors against ``x`` and ``s``."""
-    mu = [P[f"W{ell}"] @ s[ell - 1] for ell in range(1, len(s) + 1)]
+    mu = [matvec(P[f"W{ell}"], s[ell - 1]) for ell in range(1, len(s) + 1)]
     e = [mu[0] - x] + [mu[ell] - s[ell - 1] for ell in range(1, len(s))]
     return mu, e
 
@@ -129,25 +132,36 @@ def infer(P: dict[str, np.ndarray], y_prev: list[np.ndarray], x_prev: np.ndarray
     f = ACTIVATIONS[activation]
     L = len(y_prev)
     reads = previous_reads(y_prev, x_prev)
-    a = [P[f"R{ell}"] @ reads[ell - 1] for ell in range(1, L + 1)]
+    a = [matvec(P[f"R{ell}"], reads[ell - 1]) for ell in range(1, L + 1)]
     z = [f(v) for v in a]
-    target = P["W1"] @ z[0] if x is None else x
+    target = matvec(P["W1"], z[0]) if x is None else x
     mu, e = _errors(P, z, target)
     corrected, s, e_k = a, z, e
     for k in range(steps):
         if k > 0:
             _, e_k = _errors(P, s, target)
         corrected = [corrected[ell - 1] - beta * (
-            P[f"E{ell}"] @ e_k[ell - 1] - (gamma * e_k[ell] if ell < L else 0.0))
+            matvec(P[f"E{ell}"], e_k[ell - 1]) - (gamma * e_k[ell] if ell < L else 0.0))
             for ell in range(1, L + 1)]
         s = [f(v) for v in corrected]
     return Inference(reads=reads, a=a, z=z, mu=mu, e=e, y=s,
                      eps=[zl - yl for zl, yl in zip(z, s)])
 
 
-def _shrink(norm: float, clip: float | None) -> float:
-    """Factor that scales an update of Frobenius norm ``norm`` down to ``clip``."""
-    return clip / norm if clip and norm > clip else 1.0
+def _norm(v: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.einsum("...i,...i->...", v, v))
+
+
+def _shrink(norm: np.ndarray, clip: float | None) -> np.ndarray:
+    """Factor that scales an update of Frobenius norm ``norm`` down to ``clip`` (per sensor)."""
+    if not clip:
+        return np.ones_like(norm)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(norm > clip, clip / norm, 1.0)
+
+
+def _outer(u: np.ndarray, v: np.ndarray, out: np.ndarray) -> None:
+    np.multiply(u[..., :, None], v[..., None, :], out=out)
 
 
 def updates(q: Inference, eps_prev: list[np.ndarray], *, rule: str,
@@ -155,27 +169,28 @@ def updates(q: Inference, eps_prev: list[np.ndarray], *, rule: str,
     """The local update of every weight matrix, flat in the layout of :func:`block_shapes`.
 
     Each of ``W, E, M, V, U`` is clipped to Frobenius norm ``clip`` on its own (None:
-    not clipped), using ``|u v^T| = |u| |v|``.
+    not clipped), using ``|u v^T| = |u| |v|``.  Vectors may carry a leading sensor
+    axis; the result is then ``(S, p)``, each sensor clipped on its own.
     """
-    L, n, d = len(q.z), q.z[0].size, q.mu[0].size
-    grad = np.empty(n_params(n, d, L))
+    L, n, d = len(q.z), q.z[0].shape[-1], q.mu[0].shape[-1]
+    lead = q.z[0].shape[:-1]
+    grad = np.empty((*lead, n_params(n, d, L)))
     G = unpack(grad, n, d, L)
     for ell in range(1, L + 1):
         i, below = ell - 1, (d if ell == 1 else n)
         e, z, eps, reads = q.e[i], q.z[i], q.eps[i], q.reads[i]
-        n_e, n_eps = math.sqrt(e @ e), math.sqrt(eps @ eps)
-        np.multiply.outer(e * _shrink(n_e * math.sqrt(z @ z), clip), z, out=G[f"W{ell}"])
+        n_e, n_eps = _norm(e), _norm(eps)
+        _outer(e * _shrink(n_e * _norm(z), clip)[..., None], z, G[f"W{ell}"])
         if rule == "transpose":
-            G[f"E{ell}"][...] = G[f"W{ell}"].T
+            G[f"E{ell}"][...] = np.swapaxes(G[f"W{ell}"], -1, -2)
         else:
             de = eps_prev[i] - eps  # dE = -(eps_t - eps_{t-1}) e^T
-            np.multiply.outer(de * _shrink(math.sqrt(de @ de) * n_e, clip), e,
-                              out=G[f"E{ell}"])
+            _outer(de * _shrink(_norm(de) * n_e, clip)[..., None], e, G[f"E{ell}"])
         # R = [M | V | U]: each part clipped by its own norm |eps| |part of reads|
         scaled = reads.copy()
-        for lo, hi in ((0, below), (below, below + n), (below + n, reads.size)):
-            part = reads[lo:hi]
-            if part.size:
-                scaled[lo:hi] *= _shrink(n_eps * math.sqrt(part @ part), clip)
-        np.multiply.outer(eps, scaled, out=G[f"R{ell}"])
+        for lo, hi in ((0, below), (below, below + n), (below + n, reads.shape[-1])):
+            part = reads[..., lo:hi]
+            if part.shape[-1]:
+                scaled[..., lo:hi] *= _shrink(n_eps * _norm(part), clip)[..., None]
+        _outer(eps, scaled, G[f"R{ell}"])
     return grad
