@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--interval-method", choices=["aci", "split"], default="aci")
     p.add_argument("--last", type=int, default=0, metavar="N",
                    help="study only the last N readings of each file (0: all)")
+    p.add_argument("--no-calendar", dest="calendar", action="store_false",
+                   help="no hour-of-day / day-of-week covariates from the timestamps")
     p.add_argument("--quick", action="store_true",
                    help=f"a fast look: the last {QUICK_LAST} readings of each file "
                    "(models still train to convergence)")
@@ -60,7 +62,8 @@ def build_spec(args: argparse.Namespace) -> object:
         "source": {"path": str(path.resolve()), "columns": split(args.columns),
                    "time_column": args.time_col},
         "model": {"family": args.family, "horizon": args.horizon, "params": params,
-                  "train_fraction": args.train_fraction},
+                  "train_fraction": args.train_fraction,
+                  "calendar": getattr(args, "calendar", True)},
         "intervals": {"levels": levels, "method": args.interval_method},
     })
 
