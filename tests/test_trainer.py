@@ -102,3 +102,18 @@ def test_bad_budget_is_rejected():
 
     with pytest.raises(ConfigError, match="max_steps"):
         TrainConfig(max_steps=0)
+
+
+def test_report_quick_cuts_data_not_training():
+    import argparse
+
+    from tsforge.cli import report
+
+    parser = argparse.ArgumentParser()
+    report.register(parser.add_subparsers())
+    args = parser.parse_args(["report", "examples/data/factory", "--quick"])
+    spec = report.build_spec(args)
+    assert spec.model.params == {}  # the families' budgets, untouched
+    mine = report.build_spec(parser.parse_args(["report", "x.csv", "--quick",
+                                                "--params", '{"max_steps": 200}']))
+    assert mine.model.params == {"max_steps": 200}
