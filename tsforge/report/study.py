@@ -135,8 +135,11 @@ def baseline_period(frame: Any, detected: int | None, n_train: int) -> int:
 
 def backtest_sensor(y: np.ndarray, pick: FamilyPick, spec: Any, *, transforms: list[Any],
                     period: int, export_to: Path | None = None, sensor: str = "target",
-                    ) -> tuple[Any, Any]:
+                    aggregate: bool = False) -> tuple[Any, Any]:
     """Backtest the picked family beside naive and seasonal naive; export it after fitting.
+
+    ``aggregate`` also backtests ``auto``, the online aggregation of the candidate
+    families (its weights over time become a figure of the report).
 
     Returns the :class:`~tsforge.backtest.BacktestResult` and the
     :class:`~tsforge.export.ExportReport` (None when ``export_to`` is None).
@@ -157,6 +160,8 @@ def backtest_sensor(y: np.ndarray, pick: FamilyPick, spec: Any, *, transforms: l
     models: list[Any] = ["naive", ("seasonal_naive", {"period": period})]
     if pick.family not in BASELINES:
         models.append((pick.family, pick.params))
+    if aggregate and pick.family != "auto":
+        models.append(("auto", {"sensor": sensor, "transforms": transforms}))
     intervals = IntervalConfig(levels=tuple(spec.intervals.levels), method=spec.intervals.method)
     result = backtest(y, models=models, horizon=spec.model.horizon,
                       train_fraction=spec.model.train_fraction, transforms=transforms,
@@ -188,7 +193,7 @@ def runtime_check(export: Any, result: Any, family: str, sensor: str) -> dict[st
 
 
 def study_sensor(prepared: PreparedFile, sensor: str, spec: Any, *,
-                 export_dir: Path | None = None) -> SensorStudy:
+                 export_dir: Path | None = None, aggregate: bool = False) -> SensorStudy:
     """Run every stage for one sensor of one prepared file."""
     from tsforge.preprocess import analyze
 
@@ -203,7 +208,7 @@ def study_sensor(prepared: PreparedFile, sensor: str, spec: Any, *,
     period = baseline_period(frame, stat.period, n_train)
     onnx = None if export_dir is None else export_dir / f"{prepared.name}__{sensor}.onnx"
     result, export = backtest_sensor(y, pick, spec, transforms=transforms, period=period,
-                                     export_to=onnx, sensor=key)
+                                     export_to=onnx, sensor=key, aggregate=aggregate)
     runtime = runtime_check(export, result, pick.family, key) if export is not None else {}
     if export is None and onnx is not None:
         runtime = {"note": f"{pick.family} has no ONNX streaming step; it is backtested only"}
@@ -219,13 +224,15 @@ def study_sensor(prepared: PreparedFile, sensor: str, spec: Any, *,
         "forecast": figures.forecast_png(result, pick.family, time=t, title=key),
         "drift": figures.drift_png(y, timeline, time=t, title=key, events=prepared.events),
     }
+    if "auto" in result.weights:
+        figs["weights"] = figures.weights_png(result, time=t, title=key)
     return SensorStudy(file=prepared.name, sensor=sensor, time=t, y=y, stationarity=stat,
                        pick=pick, backtest=result, drift=timeline, export=export,
                        runtime=runtime, figures=figs, events=list(prepared.events))
 
 
 def run_study(spec: Any, *, last: int | None = None, export_dir: str | Path | None = None,
-              log: Callable[[str], None] | None = None) -> Study:
+              log: Callable[[str], None] | None = None, aggregate: bool = False) -> Study:
     """Study every sensor of every file named by ``spec`` (see the module docstring).
 
     Parameters
@@ -239,6 +246,8 @@ def run_study(spec: Any, *, last: int | None = None, export_dir: str | Path | No
         runtime check.
     log
         Called with one line per stage (e.g. ``print``).
+    aggregate
+        Also backtest ``auto``, the online aggregation of families, and plot its weights.
     """
     say = log or (lambda _text: None)
     t0 = time.perf_counter()
@@ -249,7 +258,7 @@ def run_study(spec: Any, *, last: int | None = None, export_dir: str | Path | No
         say(prepared.report.summary())
         for sensor in prepared.frame.sensors:
             t1 = time.perf_counter()
-            s = study_sensor(prepared, sensor, spec, export_dir=out)
+            s = study_sensor(prepared, sensor, spec, export_dir=out, aggregate=aggregate)
             sensors.append(s)
             say(f"{s.key}: picked {s.pick.family}; MASE {s.score(s.pick.family).mase:.3f} vs "
                 f"{s.best_baseline().model} {s.best_baseline().mase:.3f}; "
