@@ -65,14 +65,18 @@ def plot_backtest(result: Any, path: str | Path, *, time: np.ndarray | None = No
     return path
 
 
+def _check_weights(result: Any, model: str) -> None:
+    if model not in result.weights:
+        raise ValueError(f"the backtest has no weights for '{model}'; models with weights: "
+                         f"{sorted(result.weights) or 'none'}")
+
+
 def draw_weights(ax1: Any, ax2: Any, result: Any, model: str = "auto",
                  time: np.ndarray | None = None) -> None:
     """Draw ``model``'s one-step forecast over the actual series on ``ax1`` and the
     weight of each expert (stacked, shares sum to 1) on ``ax2``; restarts of the
     weights after drift alarms are dashed lines.  Legends sit outside the data."""
-    if model not in result.weights:
-        raise ValueError(f"the backtest has no weights for '{model}'; models with weights: "
-                         f"{sorted(result.weights) or 'none'}")
+    _check_weights(result, model)
     from matplotlib import colormaps
 
     names, w = result.weights[model]
@@ -108,9 +112,8 @@ def plot_weights(result: Any, path: str | Path, *, model: str = "auto",
     (:func:`draw_weights`), as a PNG.  ``result`` is a
     :class:`tsforge.backtest.BacktestResult` of a run that included ``model``.
     """
+    _check_weights(result, model)
     plt = _pyplot()
-    if model not in result.weights:
-        draw_weights(None, None, result, model)  # raises the explanatory error
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 6), sharex=True,
                                    gridspec_kw={"height_ratios": [1, 1.4]},
                                    constrained_layout=True)
