@@ -87,3 +87,14 @@ def test_demo_runs_from_any_directory(tmp_path):
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["runtime"]["max_abs_diff_vs_library"] < 1e-3
     assert {r["model"] for r in summary["backtest"]} == {"naive", "seasonal_naive", "mlp"}
+
+
+def test_backtest_calendar_covariates(tmp_path):
+    y, _ = synthetic_series(n=24 * 10)
+    path = tmp_path / "hourly.csv"
+    path.write_text("timestamp,temp\n" + "".join(
+        f"{1704067200 + 3600 * i},{v:.6f}\n" for i, v in enumerate(y)))
+    out = run("backtest", str(path), "--target", "temp", "--models", "naive,linear",
+              "--horizon", "2", "--calendar")
+    assert out.returncode == 0, out.stderr
+    assert "calendar covariates: hour_of_day_sin, hour_of_day_cos" in out.stdout

@@ -144,6 +144,42 @@ def test_long_season_on_wandering_level_is_detected() -> None:
     assert report.after["decision"] == "stationary"
 
 
+def season_on_slow_wander(seed: int = 1, n: int = 3000, period: int = 24) -> np.ndarray:
+    """A daily season on a mean-reverting but slow AR(1) level (phi 0.98): no unit root."""
+    rng = np.random.default_rng(seed)
+    e = rng.normal(0.0, 0.3, n)
+    level = np.zeros(n)
+    for t in range(1, n):
+        level[t] = 0.98 * level[t - 1] + e[t]
+    return 10.0 + 2.0 * np.sin(2 * np.pi * np.arange(n) / period) + level + rng.normal(0, 0.5, n)
+
+
+def test_deseasonalized_slow_wander_is_not_differenced() -> None:
+    # ADF rejects a unit root, KPSS rejects level stationarity: before this rule the
+    # chain differenced it (deseasonalize -> difference -> scale), which costs accuracy
+    # on the ETTh1 loads (docs/accuracy.md); only a unit root calls for a difference.
+    report = analyze(season_on_slow_wander())
+    assert report.decision == "non-stationary" and report.period == 24
+    assert kinds(report) == ["deseasonalize", "scale"]
+    assert report.after["adf_pvalue"] < 0.05
+    assert any("not differenced" in r for r in report.reasons)
+    assert not any("did not pass both tests" in r for r in report.reasons)
+
+
+def test_ett_loads_are_deseasonalized_not_differenced() -> None:
+    # The factory example's ETTh1 training part (70 %): HUFL has ADF p < 0.001 and
+    # KPSS p = 0.042 after deseasonalizing; it used to be differenced.
+    path = Path(__file__).resolve().parents[1] / "examples" / "data" / "factory" / "ETTh1.csv"
+    if not path.exists():
+        pytest.skip("examples/data/factory/ETTh1.csv not present")
+    import csv
+
+    with path.open() as fh:
+        y = np.array([float(row["HUFL"]) for row in csv.DictReader(fh)])
+    report = analyze(y[: int(len(y) * 0.7)])
+    assert kinds(report) == ["deseasonalize", "scale"]
+
+
 def test_drifting_cycle_is_seen_but_not_subtracted() -> None:
     # A fixed seasonal profile cannot remove a cycle whose phase wanders.
     report = analyze(oscillating_loop())

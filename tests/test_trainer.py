@@ -75,3 +75,30 @@ def test_bad_train_config_lists_choices():
         TrainConfig(optimizer="lbfgs")
     with pytest.raises(ConfigError, match="valid"):
         TrainConfig(lr_schedule="step")
+
+
+def test_budget_counts_optimiser_steps_not_epochs():
+    # 512 samples, 20 % validation: 410 train / batch 64 = 7 steps per pass
+    cfg = dict(batch_size=64, lr=1e-2, progress=False, patience=None)
+    one = train(fresh(), problem(), loss_fn, TrainConfig(max_steps=7, **cfg))
+    assert (one.steps_run, one.epochs_run) == (7, 1)
+    cut = train(fresh(), problem(), loss_fn, TrainConfig(max_steps=10, **cfg))
+    assert (cut.steps_run, cut.epochs_run) == (10, 2)  # the budget ends mid-pass
+    capped = train(fresh(), problem(), loss_fn, TrainConfig(epochs=3, max_steps=None, **cfg))
+    assert (capped.steps_run, capped.epochs_run) == (21, 3)
+    assert TrainConfig(batch_size=64, max_steps=100).total_steps(410) == 100
+
+
+def test_defaults_train_to_convergence_and_stop_on_validation():
+    # The defaults must not stop a model that is still learning: the fit reaches the
+    # noise floor (variance 0.01) and the best pass comes well before the last.
+    result = train(fresh(), problem(), loss_fn, TrainConfig(lr=1e-2, progress=False))
+    assert result.best_val_loss < 0.015
+    assert result.stopped_early and result.best_epoch < result.epochs_run - 10
+
+
+def test_bad_budget_is_rejected():
+    import pytest
+
+    with pytest.raises(ConfigError, match="max_steps"):
+        TrainConfig(max_steps=0)

@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="nominal levels of the conformal intervals scored, or 'none'")
     p.add_argument("--interval-method", choices=["aci", "split"], default="aci",
                    help="adaptive conformal inference (default) or split conformal")
+    p.add_argument("--calendar", action="store_true",
+                   help="add hour-of-day / day-of-week covariates (sin, cos) from the "
+                   "timestamps, where the sampling resolves them")
     p.set_defaults(func=run)
 
 
@@ -47,6 +50,14 @@ def run(args: argparse.Namespace) -> int:
     params = json_arg(args.params, "--params")
     specs = [(name, params.get(name, {})) for name in split(args.models)]
     X = frame.select(covariates).values if covariates else None
+    if args.calendar:
+        import numpy as np
+
+        from tsforge.preprocess.calendar import calendar_features
+
+        cal, names = calendar_features(frame.time)
+        print(f"calendar covariates: {', '.join(names) or 'none (step or span too coarse)'}")
+        X = cal if X is None else np.column_stack([X, cal])
     result = backtest(frame.column(target), X, models=specs, horizon=args.horizon,
                       train_fraction=args.train_fraction, progress=args.progress,
                       intervals=interval_config(args))

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from tsforge.cli._common import json_arg, split
 
-#: ``--quick``: readings kept per file and training epochs.
+#: ``--quick``: readings kept per file.  Quick mode cuts the data, never the training:
+#: each model still trains to its early-stopping point (a model stopped while still
+#: learning would make the report recommend a baseline for the wrong reason).
 QUICK_LAST = 1500
-QUICK_PARAMS = {"epochs": 5, "batch_size": 64}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,8 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--interval-method", choices=["aci", "split"], default="aci")
     p.add_argument("--last", type=int, default=0, metavar="N",
                    help="study only the last N readings of each file (0: all)")
+    p.add_argument("--no-calendar", dest="calendar", action="store_false",
+                   help="no hour-of-day / day-of-week covariates from the timestamps")
     p.add_argument("--quick", action="store_true",
-                   help=f"a fast look: last {QUICK_LAST} readings, short training")
+                   help=f"a fast look: the last {QUICK_LAST} readings of each file "
+                   "(models still train to convergence)")
     p.add_argument("--models-dir", metavar="DIR",
                    help="keep the exported ONNX models here (default: a temporary folder)")
     p.add_argument("--json", metavar="OUT", help="also write the study's results as JSON")
@@ -51,8 +55,6 @@ def build_spec(args: argparse.Namespace) -> object:
     from tsforge.pipeline import parse_spec
 
     params = json_arg(args.params, "--params")
-    if args.quick:
-        params = {**QUICK_PARAMS, **params}
     try:
         levels = [float(v) for v in split(args.levels)]
     except ValueError:
@@ -63,7 +65,8 @@ def build_spec(args: argparse.Namespace) -> object:
         "source": {"path": str(path.resolve()), "columns": split(args.columns),
                    "time_column": args.time_col},
         "model": {"family": args.family, "horizon": args.horizon, "params": params,
-                  "train_fraction": args.train_fraction},
+                  "train_fraction": args.train_fraction,
+                  "calendar": getattr(args, "calendar", True)},
         "intervals": {"levels": levels, "method": args.interval_method},
     })
 

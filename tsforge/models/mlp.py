@@ -71,4 +71,4 @@ class LagMLP(WindowedForecaster):
     def build_head(self, n_channels: int) -> nn.Module:
         c = self.config
         torch.manual_seed(c.seed)
-        return MLPHead(c.window, n_channels, c.horizon, c.hidden, c.layers, c.dropout)
+        return MLPHead(self.n_inputs, n_channels, c.horizon, c.hidden, c.layers, c.dropout)

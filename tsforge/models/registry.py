@@ -19,6 +19,7 @@ MODELS: dict[str, str] = {
     "naive": "tsforge.models.baselines:Naive",
     "seasonal_naive": "tsforge.models.baselines:SeasonalNaive",
     # feed-forward windowed
+    "linear": "tsforge.models.linear:LinearForecaster",
     "mlp": "tsforge.models.mlp:LagMLP",
     "tcn": "tsforge.models.tcn:TCNForecaster",
     # recurrent baselines trained with BPTT

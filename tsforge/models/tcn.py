@@ -29,9 +29,13 @@ class TCNConfig(WindowedConfig):
         Dropout inside blocks (training only).
     window
         Input window; 0 (default) means the receptive field.
+    seasonal_lags
+        Off: the head reads only the last position, whose receptive field is the
+        contiguous window; lags beyond it would never reach the output.
     """
 
     window: int = 0
+    seasonal_lags: bool = False
     channels: int = 32
     blocks: int = 4
     kernel_size: int = 3

@@ -30,16 +30,19 @@ from tsforge.training import TrainConfig
 class TorchConfig(ForecasterConfig):
     """Hyper-parameters shared by torch families: the training loop's settings.
 
-    See :class:`tsforge.training.TrainConfig` for their meaning.
+    See :class:`tsforge.training.TrainConfig` for their meaning: a budget of
+    ``max_steps`` optimiser steps with early stopping on the last ``val_fraction``
+    of the training windows (chronological), ``epochs`` only a cap on passes.
     """
 
-    epochs: int = 30
-    batch_size: int = 256
+    epochs: int = 1000
+    batch_size: int = 32
+    max_steps: int | None = 5000
     lr: float = 1e-3
     optimizer: str = "adam"
     weight_decay: float = 0.0
     grad_clip: float | None = 1.0
-    patience: int | None = 5
+    patience: int | None = 20
     val_fraction: float = 0.2
     lr_schedule: str = "cosine"
     device: str = "auto"

@@ -95,6 +95,9 @@ class ModelSpec:
     history: str = ""
     #: Serve online families in the library, learning from every reading (tsforge serve).
     online_learning: bool = False
+    #: Studies (tsforge report) give hour-of-day / day-of-week covariates where the
+    #: timestamps resolve them and the chain leaves the season in.
+    calendar: bool = True
 
 
 @dataclass(frozen=True)

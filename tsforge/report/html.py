@@ -127,18 +127,32 @@ def summary_table(study: Any) -> str:
                      s.pick.family, num(mine.mase), f"{base.model} ({num(base.mase)})",
                      verdict(s), *[num(mine.coverage.get(lv)) for lv in levels],
                      s.drift.count(), num(s.runtime.get("p50_us"), ".1f")])
-    return table(head, rows, text_cols=1)
+    return table(head, rows, text_cols=1) + f"<p class='meta'>{esc(MASE_NOTE)}</p>"
+
+
+#: What the MASE columns are, said once under each table that shows them.
+MASE_NOTE = ("MASE: mean absolute error over every step ahead on the streamed test part, "
+             "divided by the mean absolute error of the one-step seasonal-naive forecast "
+             "inside the training part (the same divisor for every model of a sensor, so "
+             "MASE ranks the models as MAE does).")
 
 
 def verdict(s: Any) -> str:
-    """One phrase: does the picked family beat the better baseline, and by how much (MAE)?"""
+    """One phrase: does the picked family beat the better baseline, and by how much?
+
+    Decided on the MASE values the tables show (rounded to 3 decimals), so the verdict
+    can never contradict the MASE column; the percentage is the MASE (= MAE) reduction.
+    """
     mine, base = s.score(s.pick.family), s.best_baseline()
     if s.pick.family == base.model:
         return "the picked family is a baseline"
-    change = (base.mae - mine.mae) / base.mae if base.mae > 0 else 0.0
-    if change > 0:
-        return f"{change:.0%} lower error than {base.model}"
-    return f"{-change:.0%} higher error than {base.model}: keep {base.model}"
+    m, b = round(mine.mase, 3), round(base.mase, 3)
+    change = (b - m) / b if b > 0 else 0.0
+    if m < b:
+        return f"beats {base.model}: {change:.1%} lower MASE"
+    if m == b:
+        return f"ties {base.model} (same MASE): keep {base.model}, the simpler model"
+    return f"loses to {base.model}: {-change:.1%} higher MASE; keep {base.model}"
 
 
 def validation_section(study: Any) -> str:
@@ -188,8 +202,8 @@ def sensor_section(s: Any) -> str:
                      num(sc.fit_seconds, ".2f"), num(sc.predict_us_per_step, ".0f")])
     score = s.backtest.scores[0]
     parts += [f"<h3>Backtest: horizon {score.horizon}, trained on {score.n_train} readings, "
-              f"{score.n_test} streamed</h3>", f"<p>Verdict: <b>{esc(verdict(s))}</b> "
-              "(mean absolute error over every step ahead).</p>",
+              f"{score.n_test} streamed</h3>",
+              f"<p>Verdict: <b>{esc(verdict(s))}</b>. {esc(MASE_NOTE)}</p>",
               table(["model", "MAE", "RMSE", "MASE", *[f"coverage @{lv}" for lv in levels],
                      *[f"width @{lv}" for lv in levels], "fit s", "µs/step"], rows,
                     highlight=picked_row),

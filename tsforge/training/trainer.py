@@ -3,8 +3,9 @@
 It knows nothing about model families: a family passes its module, its training
 tensors (first axis = samples) and a ``loss_fn(module, batch) -> loss``.  The loop
 adds what every family needs: device ``auto`` (CUDA when present), bf16/fp16
-autocast on CUDA, pinned-memory batching, a chronological validation split,
-early stopping with the best weights restored, a learning-rate schedule,
+autocast on CUDA, pinned-memory batching, a budget of optimiser steps, a
+chronological validation split, early stopping with the best weights restored,
+a learning-rate schedule,
 gradient clipping, an ``after_step`` hook (used by stable models to project
 their weights), checkpoints that hold only tensors and plain values
 (``torch.load(weights_only=True)``), resumption and a progress bar.
@@ -31,16 +32,30 @@ SCHEDULES = ("cosine", "plateau", "none")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Settings of the training loop (not of the model)."""
+    """Settings of the training loop (not of the model).
 
-    epochs: int = 30
-    batch_size: int = 256
+    Training is budgeted in optimiser steps, not epochs: ``max_steps`` Adam steps of
+    ``batch_size`` samples, with the validation loss measured after every pass over
+    the data and training stopped ``patience`` passes after its best.  On 1,000
+    readings a pass is ~26 steps and the budget ~190 passes; on 12,000 readings a
+    pass is ~300 steps and the budget ~13 passes: both long enough for the window
+    models of tsforge to converge (the best pass is then well before the last),
+    where a fixed small epoch count stops a model that is still learning.
+    ``epochs`` only caps the number of passes.  A pass counts as progress when it
+    lowers the best validation loss by more than ``min_delta`` and by more than the
+    share ``rel_delta`` of it (the tail of a cosine schedule improves by crumbs).
+    """
+
+    epochs: int = 1000
+    batch_size: int = 32
+    max_steps: int | None = 5000
     lr: float = 1e-3
     optimizer: str = "adam"
     weight_decay: float = 0.0
     grad_clip: float | None = 1.0
-    patience: int | None = 5
+    patience: int | None = 20
     min_delta: float = 0.0
+    rel_delta: float = 1e-3
     val_fraction: float = 0.2
     lr_schedule: str = "cosine"
     device: str = "auto"
@@ -59,6 +74,14 @@ class TrainConfig:
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("epochs and batch_size must be >= 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps must be >= 1 or None, got {self.max_steps}")
+
+    def total_steps(self, n_samples: int) -> int:
+        """Optimiser steps the budget allows on ``n_samples`` training samples."""
+        per_epoch = max(1, math.ceil(n_samples / self.batch_size))
+        total = self.epochs * per_epoch
+        return total if self.max_steps is None else min(total, self.max_steps)
 
 
 @dataclass
@@ -68,6 +91,7 @@ class TrainResult:
     epochs_run: int
     best_epoch: int
     best_val_loss: float
+    steps_run: int = 0
     train_losses: list[float] = field(default_factory=list)
     val_losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
@@ -96,7 +120,7 @@ def make_optimizer(module: Any, config: TrainConfig) -> Any:
 def _make_scheduler(optimizer: Any, config: TrainConfig, steps_per_epoch: int) -> Any | None:
     torch = require("torch", "training")
     if config.lr_schedule == "cosine":
-        total = max(1, config.epochs * steps_per_epoch)
+        total = config.total_steps(steps_per_epoch * config.batch_size)
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     if config.lr_schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
@@ -168,6 +192,7 @@ def train(
     if ckpt is not None and config.resume and ckpt.exists():
         start_epoch, best_state = _load_checkpoint(ckpt, module, optimizer, scheduler, result)
 
+    budget = config.total_steps(n)
     bad_epochs = 0
     t0 = time.perf_counter()
     bar = _progress(range(start_epoch, config.epochs), config.progress, desc)
@@ -178,6 +203,9 @@ def train(
         order = torch.randperm(n, generator=generator)
         total, count = 0.0, 0
         for start in range(0, n, config.batch_size):
+            if result.steps_run >= budget:
+                break
+            result.steps_run += 1
             idx = order[start : start + config.batch_size]
             batch = tuple(t[idx].to(device, non_blocking=True) for t in tensors)
             optimizer.zero_grad(set_to_none=True)
@@ -209,7 +237,9 @@ def train(
         result.train_losses.append(train_loss)
         result.val_losses.append(val_loss)
         result.epochs_run = epoch + 1
-        if val_loss < result.best_val_loss - config.min_delta:
+        best = result.best_val_loss
+        margin = max(config.min_delta, config.rel_delta * abs(best)) if math.isfinite(best) else 0
+        if val_loss < best - margin:
             result.best_val_loss, result.best_epoch = val_loss, epoch
             best_state = copy.deepcopy(module.state_dict())
             bad_epochs = 0
@@ -221,6 +251,8 @@ def train(
             _save_checkpoint(ckpt, module, optimizer, scheduler, result, best_state, epoch + 1)
         if config.patience is not None and bad_epochs > config.patience:
             result.stopped_early = True
+            break
+        if result.steps_run >= budget:
             break
     module.load_state_dict(best_state)
     module.to("cpu")
