@@ -46,10 +46,6 @@ from tsforge.selection import experts as ex
 from tsforge.selection.policy import Decision, PolicyConfig, choose
 from tsforge.selection.profile import RegimeProfile, profile_series
 
-#: Batch size of batch-trained families: histories of a few thousand readings give
-#: only a handful of optimiser steps per epoch at the families' default of 256
-#: (measured in benchmarks/selection_regret.py: MLP MASE 1.10 -> 0.87 on ar_short).
-SIZING: dict[str, Any] = {"batch_size": 32}
 #: statsmodels experts: a cheaper likelihood search and refit schedule (ETS fits on a
 #: 24-season cost about 90 s on a loaded 2-core machine at statsmodels' defaults).
 PEER_SIZING: dict[str, Any] = {"maxiter": 20, "max_window": 1000, "refit_every": 1000}
@@ -213,15 +209,15 @@ class AutoForecaster(Forecaster):
 
     # ------------------------------------------------------------------ policy
     def family_params(self, family: str, profile: RegimeProfile | None = None) -> dict[str, Any]:
-        """Hyper-parameters ``family`` is built with: sizing for the history lengths a
-        pipeline sees (:data:`SIZING`; a window twice the measured dependence, at least
-        24), overridden by ``params[family]``."""
+        """Hyper-parameters ``family`` is built with: the family's defaults (windows that
+        reach a season through seasonal lags, training budgeted by optimiser steps),
+        a cheaper schedule for statsmodels experts (:data:`PEER_SIZING`), overridden by
+        ``params[family]``.  ``profile`` is accepted for the serving paths that pick one
+        family by the policy; the sizing does not depend on it."""
         from tsforge.models.registry import model_class
 
         fields = model_class(family).Config.__dataclass_fields__
-        params = {k: v for k, v in {**SIZING, **PEER_SIZING}.items() if k in fields}
-        if "window" in fields and profile is not None:
-            params["window"] = int(min(96, max(24, 2 * profile.dependence)))
+        params = {k: v for k, v in PEER_SIZING.items() if k in fields}
         return {**params, **(self.config.params or {}).get(family, {})}
 
     def plan(self, y: Any) -> Decision:
