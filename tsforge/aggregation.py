@@ -222,6 +222,9 @@ class Aggregator:
         """Everything learned so far, as numpy arrays (with the config)."""
         state = {k: np.array(getattr(self, k), dtype=np.float64, copy=True)
                  for k in _STATE_KEYS}
+        # no NaN in a saved state: empty or failed pending forecasts are a mask
+        state["pending_mask"] = np.isfinite(state["pending"]).astype(np.float64)
+        state["pending"] = np.nan_to_num(state["pending"], nan=0.0)
         cfg = dataclasses.asdict(self.config)
         state["config"] = np.array([cfg["n_experts"], cfg["horizon"], LOSSES.index(cfg["loss"]),
                                     cfg["scale"], cfg["eta"], cfg["share"]], dtype=np.float64)
@@ -236,6 +239,7 @@ class Aggregator:
         for k in _STATE_KEYS:
             value = np.asarray(state[k], dtype=np.float64).copy()
             setattr(self, k, int(value) if k in ("n_pending", "n_updates") else value)
+        self.pending = np.where(np.asarray(state["pending_mask"]) > 0, self.pending, np.nan)
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> Aggregator:

@@ -146,9 +146,9 @@ class AutoForecaster(Forecaster):
     def test_params(cls) -> dict[str, Any]:
         from tsforge.models.registry import model_class
 
-        names = ("mlp", "esn", "ets")
+        names = ("linear", "esn")
         params = {n: model_class(n).test_params() for n in names}
-        return {"experts": "naive,ets,esn,mlp", "params": params, "validation": 0.25,
+        return {"experts": "naive,linear,esn", "params": params, "validation": 0.25,
                 "restart_gap": 50}
 
     # ------------------------------------------------------------------ views
