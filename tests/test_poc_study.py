@@ -125,3 +125,28 @@ def test_a_family_without_onnx_step_is_backtested_and_says_why(tmp_path: Path) -
     assert event["input_alarms"] + event["residual_alarms"] == len(inside)
     assert "Known events in this period" in page and "pump swap" in page
     assert not list((tmp_path / "models").glob("*.onnx"))
+
+
+def test_report_plots_the_weights_of_the_aggregate(tmp_path: Path) -> None:
+    from tsforge.pipeline import parse_spec
+    from tsforge.report.html import render_html
+    from tsforge.report.study import Study, study_sensor
+
+    t = np.arange(400)
+    rng = np.random.default_rng(3)
+    lines = ["timestamp,flow"] + [f"{1704067200 + 3600 * i},{v:.4f}" for i, v in
+                                  enumerate(10 + np.sin(2 * np.pi * t / 24)
+                                            + rng.normal(0, 0.1, t.size))]
+    (tmp_path / "line.csv").write_text("\n".join(lines) + "\n")
+    spec = parse_spec({"name": "agg", "use": "csv", "source": {"path": str(tmp_path)},
+                       "model": {"family": "naive", "horizon": 2}})
+    (prepared,) = read_folder(tmp_path)
+    s = study_sensor(prepared, "flow", spec, aggregate=True)
+    names, w = s.backtest.weights["auto"]
+    assert "seasonal_naive" in names and w.shape[1] == len(names)
+    assert s.figures["weights"][:4] == b"\x89PNG"
+    page = render_html(Study(name="agg", source=str(tmp_path), files=[prepared], sensors=[s],
+                             settings={"horizon": 2, "family": "naive",
+                                       "levels": [0.8, 0.95]}))
+    assert "Online aggregation of families (auto)" in page
+    assert "aggregate of " in page and "weights 1 step ahead" in page

@@ -12,17 +12,11 @@ import pytest
 
 import tsforge.selection.profile
 from tsforge.errors import ConfigError
-from tsforge.models import create
 from tsforge.selection import PolicyConfig, RegimeProfile, choose, profile_series
 from tsforge.selection.policy import rule_table_markdown
 from tsforge.selection.synthetic import random_walk, seasonal_ar, white_noise
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "selection.md"
-SMALL = {"mlp": {"window": 8, "hidden": 16, "epochs": 3, "batch_size": 64},
-         "dsf_gru": {"hidden": 8, "epochs": 2, "seq_len": 32},
-         "uoro": {"hidden": 6, "fit_readings": 200}, "esn": {"reservoir": 20, "washout": 10}}
-
-
 def _profile(**changes) -> RegimeProfile:
     base = RegimeProfile(sensor="s1", n=2000, transforms=[{"kind": "difference"},
                                                           {"kind": "scale"}],
@@ -93,64 +87,6 @@ def test_profile_docstring_example() -> None:
     assert doctest.testmod(tsforge.selection.profile).failed == 0
 
 
-def _drifting(seed: int = 0) -> np.ndarray:
-    """400 readings of AR(1) 0.8, then the mean jumps by 4 and phi flips to -0.5."""
-    rng = np.random.default_rng(seed)
-    e = rng.normal(0, 0.3, 900)
-    y = np.zeros(900)
-    for t in range(1, 900):
-        mean, phi = (0.0, 0.8) if t < 400 else (4.0, -0.5)
-        prev_mean = 0.0 if t - 1 < 400 else 4.0
-        y[t] = mean + phi * (y[t - 1] - prev_mean) + e[t]
-    return y
-
-
-def test_auto_switches_family_on_persistent_drift_and_reports_it() -> None:
-    y = _drifting()
-    auto = create("auto", family="mlp", params=SMALL, detectors="adwin,page_hinkley",
-                  recent=200, trial=100, cooldown=200)
-    heard = []
-    auto.subscribe(heard.append)
-    auto.fit(y[:350])
-    assert auto.decision.rule == "R0" and auto.family == "mlp"
-    for v in y[350:]:
-        auto.learn_one(v)
-    assert auto.switches, f"no switch; trials: {[e.reason for e in auto.events]}"
-    first = auto.switches[0]
-    assert (first.incumbent, first.challenger, first.switched) == ("mlp", "esn", True)
-    assert first.index > 50 and first.challenger_mae < 0.85 * first.incumbent_mae
-    assert first.reason.startswith("switched mlp -> esn: ") and "residual drift alarms" in \
-        first.reason
-    assert heard == auto.events and auto.family == "esn"
-    assert any(a.signal == "residual" for a in auto.alarms)
-
-
-def test_auto_without_drift_keeps_its_family() -> None:
-    y = white_noise(700)
-    auto = create("auto", params=SMALL, detectors="adwin,page_hinkley", recent=200, trial=50)
-    auto.fit(y[:400])
-    for v in y[400:]:
-        auto.learn_one(v)
-    assert auto.events == [] and auto.family == auto.decision.family
-
-
-def test_auto_falls_back_on_short_history() -> None:
-    auto = create("auto", params=SMALL).fit(white_noise(120))
-    assert (auto.decision.rule, auto.family) == ("R1", "esn")
-    assert "only 120 readings" in auto.decision.explanation
-
-
-def test_backtest_auto_reports_family_and_explanation() -> None:
-    from tsforge.backtest import backtest
-
-    auto = ("auto", {"params": SMALL, "detectors": "adwin,page_hinkley"})
-    result = backtest(_drifting(1)[:700], models=[auto], intervals=None)
-    score = result.to_json()[0]
-    assert score["model"] == "auto" and score["family"] in SMALL
-    assert score["explanation"].startswith(f"picked {score['family']}")
-    assert {"switches", "n_alarms"} <= set(score)
-
-
 def test_analyze_cli_shows_profile_and_recommendation(tmp_path, capsys) -> None:
     from tsforge.cli import main
 
@@ -172,22 +108,3 @@ def test_analyze_cli_shows_profile_and_recommendation(tmp_path, capsys) -> None:
     assert sensors["flow"]["regime"]["pacf_order"] == 0
     assert (tmp_path / "plots" / "flow_drift.png").stat().st_size > 0
     assert main(["analyze", str(csv), "--family", "pump=uoro"]) == 2  # unknown sensor
-
-
-def test_live_drift_rate_and_state_round_trip() -> None:
-    y = _drifting(2)
-    auto = create("auto", family="esn", params=SMALL, detectors="adwin,page_hinkley")
-    auto.fit(y[:350])
-    for v in y[350:500]:
-        auto.learn_one(v)
-    assert auto.decision.profile.live_drift_rate == pytest.approx(
-        1000 * sum(a.signal == "residual" for a in auto.alarms) / 150)
-    clone = create("auto", **auto.get_params())
-    clone.n_covariates_ = auto.n_covariates_
-    clone.load_state_dict(auto.state_dict())
-    assert clone.decision.to_dict() == auto.decision.to_dict()
-    for v in y[500:]:
-        auto.learn_one(v)
-        clone.learn_one(v)
-    np.testing.assert_array_equal(auto.forecast().mean, clone.forecast().mean)
-    assert [a.to_dict() for a in clone.alarms] == [a.to_dict() for a in auto.alarms]

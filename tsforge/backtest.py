@@ -89,7 +89,13 @@ class BacktestResult:
     intervals: dict[str, dict[float, tuple[np.ndarray, np.ndarray]]] = field(
         default_factory=dict)
     #: model -> {"alarms": [(stream index, detector, signal)], "switches": [stream index]}
+    #: (for ``auto`` the switches are the restarts of its weights)
     drift: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    #: model -> (expert names, weights one step ahead before each reading ``(n_test, K)``)
+    #: for models that aggregate experts (``auto``)
+    weights: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
+    #: model -> {expert name: its forecasts ``(n_test, H)``} for models that aggregate
+    experts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def table(self) -> str:
         """A plain-text table of the scores, best MASE first."""
@@ -186,7 +192,7 @@ def backtest(
 
     scale = seasonal_naive_scale(y[:n_train], period)
     actual = y[n_train:]
-    scores, predictions, bands, drift = [], {}, {}, {}
+    scores, predictions, bands, drift, weights, experts = [], {}, {}, {}, {}, {}
     for spec in models:
         model = _build(spec, horizon, period)
         wrapped = TransformedForecaster(model, transforms, intervals=intervals)
@@ -200,19 +206,29 @@ def backtest(
         band = {lvl: (np.full_like(preds, np.nan), np.full_like(preds, np.nan))
                 for lvl in levels}
         steps = _iterate(range(len(actual)), progress, f"stream {model.name}")
+        names = list(getattr(model, "expert_names", []))
+        w_hist = np.full((len(actual), len(names)), np.nan)
+        e_hist = np.full((len(actual), model.horizon, len(names)), np.nan)
         t0 = time.perf_counter()
         for i in steps:
             f = wrapped.forecast()
             preds[i] = f.mean
+            if names:
+                w_hist[i] = model.weights[0]  # type: ignore[attr-defined]
+                e_hist[i] = model.expert_forecasts  # type: ignore[attr-defined]
             for lvl, (lo, hi) in f.intervals.items():
                 band[lvl][0][i], band[lvl][1][i] = lo, hi
             wrapped.learn_one(actual[i], X_arr[n_train + i])
         per_step = (time.perf_counter() - t0) / max(len(actual), 1) * 1e6
         selection = _selection_report(model)
-        if selection["n_alarms"] or selection["switches"]:
+        restarts = [r["index"] for r in getattr(model, "restarts", [])]
+        if selection["n_alarms"] or selection["switches"] or restarts:
             drift[model.name] = {
                 "alarms": [(a.index, a.detector, a.signal) for a in getattr(model, "alarms", [])],
-                "switches": [e["index"] for e in selection["switches"]]}
+                "switches": [e["index"] for e in selection["switches"]] + restarts}
+        if names:
+            weights[model.name] = (names, w_hist)
+            experts[model.name] = {n: e_hist[:, :, k] for k, n in enumerate(names)}
         errors = forecast_errors(preds, actual)
         by_step = [mae(errors[:, h]) for h in range(model.horizon)]
         scores.append(
@@ -231,11 +247,13 @@ def backtest(
         )
         predictions[model.name] = preds
         bands[model.name] = band
-    return BacktestResult(scores, actual, predictions, n_train, period, scale, bands, drift)
+    return BacktestResult(scores, actual, predictions, n_train, period, scale, bands, drift,
+                          weights, experts)
 
 
 def _selection_report(model: Forecaster) -> dict[str, Any]:
-    """Family, explanation, switches and alarm count of a self-selecting model."""
+    """Family (for ``auto``: the families carrying the weight), explanation, switches and
+    alarm count of a self-selecting model."""
     decision = getattr(model, "decision", None)
     return {
         "family": getattr(model, "family", None) or model.name,

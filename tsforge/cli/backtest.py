@@ -23,12 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--horizon", type=int, default=1, help="steps ahead (H), default 1")
     p.add_argument("--models", default="naive,seasonal_naive,mlp",
                    help="comma-separated registry names (see `tsforge models-available`); "
-                   "'auto' picks the family per sensor by the regime policy")
+                   "'auto' aggregates the candidate families with online weights")
     p.add_argument("--params", default="{}",
                    help='JSON of per-model parameters, e.g. \'{"mlp": {"window": 96}}\'')
     p.add_argument("--train-fraction", type=float, default=0.7, help="share used for fitting")
     p.add_argument("--json", metavar="OUT", help="write one JSON object per model")
-    p.add_argument("--plot", metavar="PNG", help="write forecast-vs-actual plots")
+    p.add_argument("--plot", metavar="PNG", help="write forecast-vs-actual plots (and, with "
+                   "'auto', its weights over time next to it: PNG stem + '_weights.png')")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.add_argument("--levels", default="0.8,0.95",
                    help="nominal levels of the conformal intervals scored, or 'none'")
@@ -42,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tsforge.backtest import backtest
-    from tsforge.plotting import plot_backtest
+    from tsforge.plotting import plot_backtest, plot_weights
 
     frame, report = load_prepared(args)
     target, covariates = target_and_covariates(frame, args)
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     for score in result.scores:
         if score.explanation:
             print(f"\n{score.model}: {score.explanation}")
-            print(f"  {score.n_alarms} drift alarms while streaming; family at the end: "
+            print(f"  {score.n_alarms} drift alarms while streaming; weights at the end: "
                   f"{score.family}")
             for event in score.switches:
                 print(f"  reading {event['index']}: {event['reason']}")
@@ -76,4 +77,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.json}")
     if args.plot:
         print(f"plot: {plot_backtest(result, args.plot, time=frame.time, title=target)}")
+        for name in result.weights:
+            png = Path(args.plot).with_name(f"{Path(args.plot).stem}_weights.png")
+            out = plot_weights(result, png, model=name, time=frame.time, title=target)
+            print(f"weights plot: {out}")
     return 0

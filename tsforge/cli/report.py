@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models-dir", metavar="DIR",
                    help="keep the exported ONNX models here (default: a temporary folder)")
     p.add_argument("--json", metavar="OUT", help="also write the study's results as JSON")
+    p.add_argument("--aggregate", action="store_true",
+                   help="also backtest 'auto', the online aggregation of the candidate "
+                   "families, and plot its weights over time")
     p.set_defaults(func=run)
 
 
@@ -74,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     spec = build_spec(args)
     last = args.last or (QUICK_LAST if args.quick else None)
     with tempfile.TemporaryDirectory(prefix="tsforge-report-") as tmp:
-        study = run_study(spec, last=last, export_dir=Path(args.models_dir or tmp), log=print)
+        study = run_study(spec, last=last, export_dir=Path(args.models_dir or tmp), log=print,
+                          aggregate=args.aggregate)
         out = write_html(study, args.out)
     print(f"\nwrote {out} ({out.stat().st_size / 1024:.0f} KiB, {len(study.sensors)} sensors, "
           f"{study.seconds:.0f} s)")

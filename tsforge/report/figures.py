@@ -103,6 +103,19 @@ def forecast_png(result: Any, model: str, *, time: Any = None, last: int = 600,
     return to_png(fig)
 
 
+def weights_png(result: Any, *, model: str = "auto", time: Any = None, title: str = "") -> bytes:
+    """The aggregate's one-step forecast and its experts' weights over the streamed part."""
+    from tsforge.plotting import draw_weights
+
+    fig, (ax1, ax2) = new_figure(2, 5.5)
+    x = None if time is None else np.asarray(time)
+    draw_weights(ax1, ax2, result, model, x)
+    ax1.set_title(f"{title}: weights of the online aggregation ({model})")
+    if x is not None:
+        date_axes((ax1, ax2), x[result.test_start:])
+    return to_png(fig)
+
+
 def _issued_for_reading(values: np.ndarray, step: int) -> np.ndarray:
     """Column ``step`` of ``(n, H)`` forecasts, aligned with the reading it forecasts."""
     n = values.shape[0]

@@ -208,6 +208,11 @@ def sensor_section(s: Any) -> str:
                      *[f"width @{lv}" for lv in levels], "fit s", "µs/step"], rows,
                     highlight=picked_row),
               img(s.figures["forecast"], f"{s.key} forecast vs actual")]
+    if "weights" in s.figures:
+        agg = s.score("auto")
+        parts += ["<h3>Online aggregation of families (auto)</h3>",
+                  f"<p><b>{esc(agg.explanation)}</b></p>",
+                  img(s.figures["weights"], f"{s.key} weights of the aggregate")]
     counts = {sig: s.drift.count(sig) for sig in ("input", "residual")}
     parts += [f"<h3>Drift alarms: {counts['input']} on the readings, {counts['residual']} on "
               "the forecast errors</h3>", img(s.figures["drift"], f"{s.key} drift alarms")]

@@ -154,11 +154,12 @@ def calendar_covariates(time: np.ndarray, transforms: list[dict[str, Any]], enab
 
 def backtest_sensor(y: np.ndarray, pick: FamilyPick, spec: Any, *, transforms: list[Any],
                     period: int, export_to: Path | None = None, sensor: str = "target",
-                    X: np.ndarray | None = None) -> tuple[Any, Any]:
+                    X: np.ndarray | None = None, aggregate: bool = False) -> tuple[Any, Any]:
     """Backtest the picked family beside naive and seasonal naive; export it after fitting.
 
     ``X`` holds covariates aligned with ``y`` (e.g. :func:`calendar_covariates`); the
-    baselines ignore them.
+    baselines ignore them.  ``aggregate`` also backtests ``auto``, the online
+    aggregation of the candidate families (its weights over time become a figure).
 
     Returns the :class:`~tsforge.backtest.BacktestResult` and the
     :class:`~tsforge.export.ExportReport` (None when ``export_to`` is None).
@@ -179,6 +180,8 @@ def backtest_sensor(y: np.ndarray, pick: FamilyPick, spec: Any, *, transforms: l
     models: list[Any] = ["naive", ("seasonal_naive", {"period": period})]
     if pick.family not in BASELINES:
         models.append((pick.family, pick.params))
+    if aggregate and pick.family != "auto":
+        models.append(("auto", {"sensor": sensor, "transforms": transforms}))
     intervals = IntervalConfig(levels=tuple(spec.intervals.levels), method=spec.intervals.method)
     result = backtest(y, X, models=models, horizon=spec.model.horizon,
                       train_fraction=spec.model.train_fraction, transforms=transforms,
@@ -212,7 +215,7 @@ def runtime_check(export: Any, result: Any, family: str, sensor: str,
 
 
 def study_sensor(prepared: PreparedFile, sensor: str, spec: Any, *,
-                 export_dir: Path | None = None) -> SensorStudy:
+                 export_dir: Path | None = None, aggregate: bool = False) -> SensorStudy:
     """Run every stage for one sensor of one prepared file."""
     from tsforge.preprocess import analyze
 
@@ -231,7 +234,7 @@ def study_sensor(prepared: PreparedFile, sensor: str, spec: Any, *,
                             "model (the chain leaves the daily season in)")
     onnx = None if export_dir is None else export_dir / f"{prepared.name}__{sensor}.onnx"
     result, export = backtest_sensor(y, pick, spec, transforms=transforms, period=period,
-                                     export_to=onnx, sensor=key, X=X)
+                                     export_to=onnx, sensor=key, X=X, aggregate=aggregate)
     X_test = None if X is None else X[result.test_start:]
     runtime = (runtime_check(export, result, pick.family, key, X_test)
                if export is not None else {})
@@ -249,6 +252,8 @@ def study_sensor(prepared: PreparedFile, sensor: str, spec: Any, *,
         "forecast": figures.forecast_png(result, pick.family, time=t, title=key),
         "drift": figures.drift_png(y, timeline, time=t, title=key, events=prepared.events),
     }
+    if "auto" in result.weights:
+        figs["weights"] = figures.weights_png(result, time=t, title=key)
     return SensorStudy(file=prepared.name, sensor=sensor, time=t, y=y, stationarity=stat,
                        pick=pick, backtest=result, drift=timeline, export=export,
                        covariates=covariates, runtime=runtime, figures=figs,
@@ -256,7 +261,7 @@ def study_sensor(prepared: PreparedFile, sensor: str, spec: Any, *,
 
 
 def run_study(spec: Any, *, last: int | None = None, export_dir: str | Path | None = None,
-              log: Callable[[str], None] | None = None) -> Study:
+              log: Callable[[str], None] | None = None, aggregate: bool = False) -> Study:
     """Study every sensor of every file named by ``spec`` (see the module docstring).
 
     Parameters
@@ -270,6 +275,8 @@ def run_study(spec: Any, *, last: int | None = None, export_dir: str | Path | No
         runtime check.
     log
         Called with one line per stage (e.g. ``print``).
+    aggregate
+        Also backtest ``auto``, the online aggregation of families, and plot its weights.
     """
     say = log or (lambda _text: None)
     t0 = time.perf_counter()
@@ -280,7 +287,7 @@ def run_study(spec: Any, *, last: int | None = None, export_dir: str | Path | No
         say(prepared.report.summary())
         for sensor in prepared.frame.sensors:
             t1 = time.perf_counter()
-            s = study_sensor(prepared, sensor, spec, export_dir=out)
+            s = study_sensor(prepared, sensor, spec, export_dir=out, aggregate=aggregate)
             sensors.append(s)
             say(f"{s.key}: picked {s.pick.family}; MASE {s.score(s.pick.family).mase:.3f} vs "
                 f"{s.best_baseline().model} {s.best_baseline().mase:.3f}; "

@@ -3,12 +3,12 @@
 ``profile_series`` measures a sensor's regime (stationarity after the transform
 chain, season, dependence length, stability, drift rate); ``choose`` maps it to a
 registry family with an explanation; ``AutoForecaster`` (registry name ``"auto"``)
-does both at ``fit`` and switches family live on persistent drift.
+profiles at ``fit`` to prune its candidate families, then combines the survivors' forecasts
+with weights learned online (:mod:`tsforge.aggregation`).
 """
 
 from tsforge.selection.policy import RULES, Decision, PolicyConfig, choose, rule_table_markdown
 from tsforge.selection.profile import RegimeProfile, profile_series
-from tsforge.selection.switching import SwitchEvent
 
-__all__ = ["RULES", "Decision", "PolicyConfig", "RegimeProfile", "SwitchEvent", "choose",
+__all__ = ["RULES", "Decision", "PolicyConfig", "RegimeProfile", "choose",
            "profile_series", "rule_table_markdown"]

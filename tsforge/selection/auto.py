@@ -1,39 +1,56 @@
-"""``auto``: the forecaster that picks its family by the regime policy and switches live.
+"""``auto``: an online aggregation of model families, with weights that follow drift.
 
-At ``fit`` it profiles the history it is given (already transformed by the
-pipeline's chain, see :func:`~tsforge.selection.profile.profile_series`), applies
-the policy (:func:`~tsforge.selection.policy.choose`), builds and fits the picked
-registry family and then delegates the forecaster protocol to it: forecasts,
-state, ONNX streaming core.  ``decision`` says what was picked and why.
+At ``fit`` (history in engineering units: ``auto`` applies each expert's own
+transform chain, see :mod:`tsforge.selection.experts`):
 
-While streaming, ``learn_one`` feeds a :class:`~tsforge.drift.DriftMonitor` with
-the input and the one-step residual.  When residual alarms persist it trains a
-challenger of another family on the recent readings and tries it in shadow
-(:mod:`tsforge.selection.switching`); ``switches`` logs every switch and
-``events`` every trial, and :meth:`AutoForecaster.subscribe` hands each event to
-a listener (registry, monitor).
+1. the regime profile of the transformed history (:meth:`AutoForecaster.plan`)
+   decides which candidates are worth their cost: ``dsf_gru`` only where the
+   profile says long memory (policy rule R4), batch-trained families only with
+   ``min_history`` readings (R1), seasonal naive only with a season;
+2. the candidates are fitted on the first ``1 - validation`` of the history and
+   streamed through the rest, chronologically; the aggregation rule
+   (:mod:`tsforge.aggregation`, BOA) learns its weights on that stream, and
+   candidates whose validation MAE is above ``prune`` times the best are dropped
+   (at most ``max_experts`` stay);
+3. the kept experts are refitted on the whole history; the weights learned on
+   the validation stream (with the share floor) are the starting prior.
+
+While streaming, each reading updates every expert (online families learn) and
+the weights of every horizon step; a river drift detector on the aggregate's
+one-step residual restarts the weights (:meth:`Aggregator.restart`) so they move
+to the experts that fit the new regime within tens of readings.  ``decision``
+explains which families carry the weight now and why; ``weight_history`` and
+``restarts`` feed the plots of ``backtest`` and the PoC report.
+
+Intervals: the pipeline's wrapper puts the same adaptive conformal rule
+(:mod:`tsforge.intervals`) on the aggregate as on any family.  ONNX: the
+aggregate is not one ONNX step (statsmodels experts, one chain per expert); the
+aggregation step is numpy only, so a serving engine runs the experts' own steps
+and combines them with :class:`~tsforge.aggregation.Aggregator`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
+from tsforge.aggregation import AggregationConfig, Aggregator, summary
 from tsforge.drift import DriftMonitor
 from tsforge.errors import ConfigError, DataError
 from tsforge.models.base import Forecast, Forecaster, ForecasterConfig
+from tsforge.preprocess.transforms import TransformChain
+from tsforge.selection import experts as ex
 from tsforge.selection.policy import Decision, PolicyConfig, choose
 from tsforge.selection.profile import RegimeProfile, profile_series
-from tsforge.selection.switching import SwitchEvent, trial_verdict
 
-#: Batch size of batch-trained families: histories of a few thousand readings give
-#: only a handful of optimiser steps per epoch at the families' default of 256
-#: (measured in benchmarks/selection_regret.py: MLP MASE 1.10 -> 0.87 on ar_short).
-SIZING: dict[str, Any] = {"batch_size": 32}
+#: statsmodels experts: a cheaper likelihood search and refit schedule (ETS fits on a
+#: 24-season cost about 90 s on a loaded 2-core machine at statsmodels' defaults).
+PEER_SIZING: dict[str, Any] = {"maxiter": 20, "max_window": 1000, "refit_every": 1000}
+#: Candidate families, cheapest first; names not registered are skipped.
+CANDIDATES = "naive,seasonal_naive,ets,linear,esn,uoro,mlp,dsf_gru"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,31 +60,43 @@ class AutoConfig(ForecasterConfig):
     period
         Season length the pipeline found (0: none); passed to families that take one.
     family
-        Override: a registry name used whatever the profile says (rule R0).
+        Override: this registry family alone (no aggregation), rule R0.
+    experts
+        Candidate families, a comma list of registry names.
+    transforms
+        Chain spec for the trained experts (None: the stationarity analysis of the history).
+    validation
+        Share of the history streamed to score and weigh the candidates (0: none).
+    prune
+        Drop candidates whose validation MAE exceeds this multiple of the best.
+    max_experts
+        Most experts kept after validation (best first).
+    loss, share
+        Aggregation loss (``"absolute"``: MAE) and the share floor of a restart.
+    restart_gap
+        Fewest readings between two restarts of the weights.
     windowed, fixed_feedback, short_history, fast_online, online
-        Families of each role (``online`` is a comma list of candidates, best first).
+        Families of each policy role (``plan`` and the serving paths that pick one family).
     min_history, drift_rate, fast_drift_rate, long_dependence, max_radius
         Policy thresholds (:class:`~tsforge.selection.policy.PolicyConfig`).
     params
         Hyper-parameters per family, e.g. ``{"mlp": {"window": 96}}``.
     detectors
-        Drift detectors on both signals as a comma list (empty: the monitor's defaults).
+        Drift detectors on the aggregate's residual, a comma list.
     sensor
-        Name written into alarms and events.
-    switching
-        Try challengers when residual drift persists.
-    switch_alarms, switch_window
-        Persistent drift: this many residual alarms within this many readings.
-    trial, margin
-        Shadow trial length, and the error ratio the challenger must beat.
-    recent
-        Readings kept to train a challenger on.
-    cooldown
-        Readings after a trial before the next may start.
+        Name written into alarms and explanations.
     """
 
     period: int = 0
     family: str = ""
+    experts: str = CANDIDATES
+    transforms: list[dict[str, Any]] | None = None
+    validation: float = 0.2
+    prune: float = 1.5
+    max_experts: int = 5
+    loss: str = "absolute"
+    share: float = 0.3
+    restart_gap: int = 200
     windowed: str = "mlp"
     fixed_feedback: str = "dsf_gru"
     short_history: str = "esn"
@@ -79,23 +108,19 @@ class AutoConfig(ForecasterConfig):
     long_dependence: int = 24
     max_radius: float = 1.0
     params: dict[str, dict[str, Any]] | None = None
-    detectors: str = ""
+    detectors: str = "adwin,page_hinkley"
     sensor: str = "series"
-    switching: bool = True
-    switch_alarms: int = 2
-    switch_window: int = 500
-    trial: int = 200
-    margin: float = 0.85
-    recent: int = 600
-    cooldown: int = 500
 
 
 class AutoForecaster(Forecaster):
-    """Picks a family per sensor by the regime policy; switches on persistent drift."""
+    """Online BOA aggregation of the families that survive fit-time pruning."""
 
     name = "auto"
     Config: ClassVar[type[ForecasterConfig]] = AutoConfig
-    exportable = True
+    online = True
+    exportable = False
+    #: Each expert applies its own chain; ``auto`` sees engineering units.
+    uses_transforms: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -107,257 +132,322 @@ class AutoForecaster(Forecaster):
             windowed=cfg.windowed, fixed_feedback=cfg.fixed_feedback,
             short_history=cfg.short_history,
             online=tuple(s.strip() for s in cfg.online.split(",") if s.strip()))
-        if cfg.trial < 10 or cfg.recent < 50 or not 0 < cfg.margin <= 1:
-            raise ConfigError("auto needs trial >= 10, recent >= 50 and 0 < margin <= 1, got "
-                              f"trial={cfg.trial}, recent={cfg.recent}, margin={cfg.margin}")
-        self._listeners: list[Callable[[SwitchEvent], None]] = []
-        self.model_: Forecaster | None = None
-        self.challenger_: Forecaster | None = None
+        if not 0 <= cfg.validation < 0.9 or cfg.prune < 1 or cfg.max_experts < 1:
+            raise ConfigError("auto needs 0 <= validation < 0.9, prune >= 1 and max_experts >= 1"
+                              f", got {cfg.validation}, {cfg.prune}, {cfg.max_experts}")
+        AggregationConfig(n_experts=1, loss=cfg.loss, share=cfg.share)  # validates both
+        self.experts_: list[Any] = []
+        self.agg_: Aggregator | None = None
         self.decision_: Decision | None = None
-        self.events_: list[SwitchEvent] = []
+        self.screening_: list[dict[str, Any]] = []
+        self.restarts_: list[dict[str, Any]] = []
 
     @classmethod
     def test_params(cls) -> dict[str, Any]:
         from tsforge.models.registry import model_class
 
-        names = ("mlp", "dsf_gru", "esn", "uoro", "rtrl")
-        return {"params": {n: model_class(n).test_params() for n in names},
-                "detectors": "adwin,page_hinkley", "recent": 200, "trial": 50}
+        names = ("linear", "esn")
+        params = {n: model_class(n).test_params() for n in names}
+        return {"experts": "naive,linear,esn", "params": params, "validation": 0.25,
+                "restart_gap": 50}
 
     # ------------------------------------------------------------------ views
     @property
-    def online(self) -> bool:  # type: ignore[override]
-        """Whether the family in service learns per reading."""
-        return bool(self.model_ is not None and self.model_.online)
+    def expert_names(self) -> list[str]:
+        return [e.model.name for e in self.experts_]
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Current weights ``(H, K)`` of the experts in :attr:`expert_names`."""
+        if self.agg_ is None:
+            raise DataError("model 'auto' is not fitted: call fit() first")
+        return self.agg_.weights
 
     @property
     def family(self) -> str | None:
-        """Registry name of the family in service."""
-        return None if self.model_ is None else self.model_.name
+        """The families carrying the weight one step ahead, e.g. ``"esn 0.61, ets 0.39"``."""
+        return None if self.agg_ is None else summary(self.expert_names, self.weights[0])
 
     @property
     def decision(self) -> Decision | None:
-        """The policy's decision at ``fit`` (family, explanation, profile)."""
-        return self.decision_
-
-    @property
-    def switches(self) -> list[SwitchEvent]:
-        """Live switches so far (trials the challenger won)."""
-        return [e for e in self.events_ if e.switched]
-
-    @property
-    def events(self) -> list[SwitchEvent]:
-        """Every challenger trial so far, won or lost."""
-        return list(self.events_)
+        """The fit-time profile and the live explanation of the weights."""
+        if self.decision_ is None:
+            return None
+        return dataclasses.replace(self.decision_, explanation=self.explain())
 
     @property
     def alarms(self) -> list[Any]:
-        """Drift alarms raised while streaming."""
         return list(self.monitor_.alarms) if hasattr(self, "monitor_") else []
 
-    def subscribe(self, listener: Callable[[SwitchEvent], None]) -> None:
-        """Call ``listener(event)`` after every challenger trial (switch or not)."""
-        self._listeners.append(listener)
+    @property
+    def restarts(self) -> list[dict[str, Any]]:
+        """Weight restarts so far: reading index, alarm and weights before/after."""
+        return list(self.restarts_)
 
-    # ------------------------------------------------------------------ protocol
+    def explain(self) -> str:
+        """Which families carry the weight now and why, in one paragraph."""
+        if self.agg_ is None:
+            return ""
+        names, w = self.expert_names, self.weights[0]
+        text = f"aggregate of {len(names)} families, weights 1 step ahead: {summary(names, w)}"
+        if self.restarts_:
+            last = self.restarts_[-1]
+            before = np.asarray(last["weights_before"])
+            gain = int(np.argmax(w - before))
+            text += (f"; weights moved to {names[gain]} ({before[gain]:.2f} -> {w[gain]:.2f}) "
+                     f"after the drift alarm at reading {last['index']} ({last['alarm']}), "
+                     f"{len(self.restarts_)} restart(s) in all")
+        else:
+            text += "; no drift alarm since fit: the weights are those learned on the stream"
+        dropped = [s for s in self.screening_ if not s["kept"]]
+        kept = [s for s in self.screening_ if s["kept"]]
+        if kept:
+            text += "; validation MAE " + ", ".join(f"{s['name']} {s['mae']:.3g}" for s in kept)
+        if dropped:
+            text += "; pruned at fit: " + "; ".join(f"{s['name']} ({s['why']})" for s in dropped)
+        return text
+
+    # ------------------------------------------------------------------ policy
     def family_params(self, family: str, profile: RegimeProfile | None = None) -> dict[str, Any]:
-        """Hyper-parameters ``family`` is built with: sizing for the history lengths a
-        pipeline sees (:data:`SIZING`; a window twice the measured dependence, at least
-        24), overridden by ``params[family]``."""
+        """Hyper-parameters ``family`` is built with: the family's defaults (windows that
+        reach a season through seasonal lags, training budgeted by optimiser steps),
+        a cheaper schedule for statsmodels experts (:data:`PEER_SIZING`), overridden by
+        ``params[family]``.  ``profile`` is accepted for the serving paths that pick one
+        family by the policy; the sizing does not depend on it."""
         from tsforge.models.registry import model_class
 
         fields = model_class(family).Config.__dataclass_fields__
-        params = {k: v for k, v in SIZING.items() if k in fields}
-        if "window" in fields and profile is not None:
-            params["window"] = int(min(96, max(24, 2 * profile.dependence)))
+        params = {k: v for k, v in PEER_SIZING.items() if k in fields}
         return {**params, **(self.config.params or {}).get(family, {})}
 
-    def _build(self, family: str) -> Forecaster:
-        from tsforge.models.registry import create, model_class
-
-        cfg = self.config
-        profile = self.decision_.profile if self.decision_ is not None else None
-        params = {"horizon": cfg.horizon, "seed": cfg.seed,
-                  **self.family_params(family, profile)}
-        fields = model_class(family).Config.__dataclass_fields__
-        if "period" in fields and cfg.period:
-            params.setdefault("period", cfg.period)
-        if "progress" in fields:
-            params.setdefault("progress", False)
-        return create(family, **params)
-
-    def _new_monitor(self) -> DriftMonitor:
-        return DriftMonitor(self.config.sensor, self.config.detectors or None)
-
     def plan(self, y: Any) -> Decision:
-        """The decision ``fit`` would take on history ``y`` (transformed), without fitting."""
+        """The policy's decision on history ``y`` (transformed), without fitting."""
         cfg = self.config
         y_arr = np.asarray(getattr(y, "to_numpy", lambda: y)(), dtype=np.float64)
         profile = profile_series(y_arr, sensor=cfg.sensor, transforms=None,
                                  period=cfg.period or None, detectors=cfg.detectors or None)
         return choose(profile, self.policy, override=cfg.family or None)
 
+    def candidates(self, decision: Decision,
+                   n_history: int) -> tuple[list[str], list[dict[str, Any]]]:
+        """Families worth fitting on this profile and history length, and the ones left
+        out with the reason."""
+        from tsforge.models.registry import MODELS
+
+        cfg, p = self.config, decision.profile
+        if cfg.family:
+            return [cfg.family], []
+        names = [n.strip() for n in cfg.experts.split(",") if n.strip()]
+        keep, out = [], []
+        for n in names:
+            why = ""
+            if n not in MODELS:
+                why = "not registered"
+            elif n == "seasonal_naive" and cfg.period < 2:
+                why = "no season"
+            elif n in ex.BATCH_TRAINED and n_history < cfg.min_history:
+                why = f"{n_history} readings < min_history {cfg.min_history}"
+            elif n == self.policy.fixed_feedback and decision.rule != "R4":
+                why = (f"no long memory (PACF order {p.pacf_order} <= {cfg.long_dependence} "
+                       "or unstable regime)")
+            (out.append({"name": n, "kept": False, "mae": float("nan"), "why": why})
+             if why else keep.append(n))
+        return keep, out
+
+    # ------------------------------------------------------------------ fitting
+    def _build(self, name: str, chain: list[dict[str, Any]], profile: RegimeProfile) -> Any:
+        cfg = self.config
+        params = {"horizon": cfg.horizon, "seed": cfg.seed,
+                  **self.family_params(name, profile)}
+        if cfg.period > 1:
+            params.setdefault("period", cfg.period)
+        return ex.build(name, params, chain)
+
+    def _chain(self, y: np.ndarray) -> list[dict[str, Any]]:
+        if self.config.transforms is not None:
+            return list(self.config.transforms)
+        from tsforge.preprocess import analyze
+
+        return analyze(y, name=self.config.sensor).transforms
+
+    def _fit_all(self, names: list[str], y: np.ndarray, X: np.ndarray,
+                 chain: list[dict[str, Any]], profile: RegimeProfile) -> tuple[list[Any],
+                                                                               list[dict]]:
+        fitted, failed = [], []
+        for n in names:
+            e = self._build(n, chain, profile)
+            try:
+                e.fit(y, X)
+            except (DataError, ConfigError, ValueError, np.linalg.LinAlgError) as exc:
+                failed.append({"name": n, "kept": False, "mae": float("nan"),
+                               "why": f"could not be fitted: {exc}"})
+                continue
+            fitted.append(e)
+        return fitted, failed
+
     def fit(self, y: Any, X: Any = None) -> AutoForecaster:
-        """Profile ``y``, pick the family by the policy and fit it."""
+        """Profile, prune, score on the inner validation split, refit, start the weights."""
         y_arr, X_arr = self._check_fit_input(y, X)
         cfg = self.config
-        decision = self.plan(y_arr)
-        self.decision_ = decision
-        model = self._build(decision.family)
-        try:
-            model.fit(y_arr, X_arr)
-        except (DataError, ConfigError) as exc:
-            fallback = self.policy.short_history
-            if decision.family == fallback:
-                raise
-            decision = dataclasses.replace(
-                decision, family=fallback, role="short_history",
-                explanation=f"picked {fallback}: {decision.family} could not be fitted "
-                            f"({exc}); fell back. Policy said: {decision.explanation}")
-            model = self._build(fallback)
-            model.fit(y_arr, X_arr)
-        self.model_, self.decision_, self.challenger_ = model, decision, None
-        self.events_ = []
-        self.monitor_ = self._new_monitor()
-        self.recent_y_ = y_arr[-cfg.recent:].copy()
-        self.recent_X_ = X_arr[-cfg.recent:].copy()
+        chain = self._chain(y_arr)
+        z = np.asarray(TransformChain.from_spec(chain).fit(y_arr).transform(y_arr))
+        decision = self.plan(z[np.isfinite(z)])
+        names, screening = self.candidates(decision, len(y_arr))
+        n_val = int(len(y_arr) * cfg.validation)
+        scale = float(np.mean(np.abs(np.diff(y_arr)))) if len(y_arr) > 1 else 1.0
+        scale = scale if np.isfinite(scale) and scale > 0 else 1.0
+        prior = None
+        if n_val >= max(20, 2 * cfg.horizon) and len(names) > 1:
+            cut = len(y_arr) - n_val
+            fitted, failed = self._fit_all(names, y_arr[:cut], X_arr[:cut], chain,
+                                           decision.profile)
+            screening += failed
+            if not fitted:
+                raise DataError(f"auto: no candidate could be fitted ({failed})")
+            agg, mae = self._screen(fitted, y_arr[cut:], X_arr[cut:], scale)
+            order = [i for i in np.argsort(mae) if np.isfinite(mae[i])][: cfg.max_experts]
+            best = mae[order[0]]
+            keep = sorted(i for i in order if mae[i] <= cfg.prune * best)
+            for i, e in enumerate(fitted):
+                why = ("kept" if i in keep else
+                       f"validation MAE {mae[i]:.3g} > {cfg.prune:g} x best {best:.3g}"
+                       if mae[i] > cfg.prune * best else f"beyond max_experts={cfg.max_experts}")
+                screening.append({"name": e.model.name, "kept": i in keep,
+                                  "mae": float(mae[i]), "why": why})
+            names = [fitted[i].model.name for i in keep]
+            w = agg.weights[:, keep].mean(axis=0)
+            prior = (1 - cfg.share) * w / w.sum() + cfg.share / len(keep)
+        experts, failed = self._fit_all(names, y_arr, X_arr, chain, decision.profile)
+        screening += failed
+        if not experts:
+            raise DataError(f"auto: no candidate could be fitted ({screening})")
+        if prior is not None and len(experts) != len(prior):
+            prior = None  # a refit failed: start uniform
+        self.experts_ = experts
+        self.agg_ = Aggregator(AggregationConfig(len(experts), cfg.horizon, cfg.loss, scale,
+                                                 share=cfg.share), prior)
+        self.decision_ = dataclasses.replace(decision, family="auto", role="aggregate",
+                                             rule="aggregate")
+        self.screening_ = screening
+        self.monitor_ = DriftMonitor(cfg.sensor, cfg.detectors or None)
+        self.restarts_ = []
         self.n_seen_ = 0
-        self.last_trial_ = -cfg.cooldown
-        self.trial_ = {"start": 0, "n": 0, "inc": 0.0, "ch": 0.0, "alarms": 0}
+        self.last_restart_ = -cfg.restart_gap
+        self._cache = None
         return self
 
-    def _fitted_model(self) -> Forecaster:
-        if self.model_ is None:
+    def _screen(self, fitted: list[Any], y: np.ndarray, X: np.ndarray,
+                scale: float) -> tuple[Aggregator, np.ndarray]:
+        """Stream the validation part through the candidates and a fresh aggregator."""
+        cfg = self.config
+        agg = Aggregator(AggregationConfig(len(fitted), cfg.horizon, cfg.loss, scale,
+                                           share=cfg.share))
+        preds = np.empty((len(y), cfg.horizon, len(fitted)))
+        for t in range(len(y)):
+            preds[t] = ex.forecasts(fitted)
+            agg.push(preds[t])
+            agg.update(y[t])
+            for e in fitted:
+                e.learn_one(y[t], X[t])
+        return agg, ex.validation_errors(preds, y)
+
+    # ------------------------------------------------------------------ streaming
+    def _agg(self) -> Aggregator:
+        if self.agg_ is None:
             raise DataError("model 'auto' is not fitted: call fit() first")
-        return self.model_
+        return self.agg_
+
+    @property
+    def expert_forecasts(self) -> np.ndarray:
+        """The experts' forecasts ``(H, K)`` from the current state (cached per reading)."""
+        cache = getattr(self, "_cache", None)
+        if cache is None or cache[0] != self.n_seen_:
+            cache = (self.n_seen_, ex.forecasts(self.experts_))
+            self._cache = cache
+        return cache[1]
 
     def forecast(self) -> Forecast:
-        return self._fitted_model().forecast()
+        agg = self._agg()
+        mean = agg.combine(self.expert_forecasts)
+        # no expert has a finite forecast: carry the last reading (never NaN downstream)
+        return Forecast(mean=np.where(np.isfinite(mean), mean, self._last_y()))
 
-    def update(self, y: float, x: np.ndarray | None = None) -> None:
-        """Advance the family in service (and a challenger on trial) without learning."""
+    def _last_y(self) -> float:
+        for e in self.experts_:
+            if e.model.name == "naive":
+                return float(e.forecast().mean[0])
+        return float(getattr(self, "last_y_", 0.0))
+
+    def _step(self, y: float, x: np.ndarray | None, learn: bool) -> None:
         x_arr = self._check_step_input(x)
-        self._fitted_model().update(y, x_arr)
-        if self.challenger_ is not None:
-            self.challenger_.update(y, x_arr)
+        agg = self._agg()
+        experts = self.expert_forecasts
+        agg.push(experts)
+        if learn and np.isfinite(y):
+            err = float(y - agg.combine(experts)[0])
+            agg.update(y)
+            if np.isfinite(err):
+                self._watch(err)
+        else:
+            agg.update(float("nan"))  # ages the pending forecasts, scores nothing
+        for e in self.experts_:
+            (e.learn_one if learn else e.update)(y, x_arr)
+        if np.isfinite(y):
+            self.last_y_ = float(y)
+        self.n_seen_ += 1
+
+    def _watch(self, err: float) -> None:
+        """Feed the drift detector; restart the weights on an alarm (at most every gap)."""
+        before = len(self.monitor_.alarms)
+        self.monitor_.update(residual=err)
+        fired = self.monitor_.alarms[before:]
+        if fired and self.n_seen_ - self.last_restart_ >= self.config.restart_gap:
+            agg = self._agg()
+            self.restarts_.append({"index": self.n_seen_, "alarm": fired[0].detector,
+                                   "weights_before": agg.weights[0].tolist()})
+            agg.restart()
+            self.last_restart_ = self.n_seen_
 
     def learn_one(self, y: float, x: np.ndarray | None = None) -> None:
-        """Learn one reading, watch drift, and run or start a challenger trial."""
-        x_arr = self._check_step_input(x)
-        model = self._fitted_model()
-        err = float(y - model.forecast().mean[0])
-        if self.challenger_ is not None:
-            ch_err = float(y - self.challenger_.forecast().mean[0])
-            self.trial_["n"] += 1
-            self.trial_["inc"] += abs(err)
-            self.trial_["ch"] += abs(ch_err)
-            self.challenger_.learn_one(y, x_arr)
-        model.learn_one(y, x_arr)
-        self.monitor_.update(input=float(y), residual=err)
-        if self.decision_ is not None:
-            self.decision_.profile.live_drift_rate = self.monitor_.rate_per_1k("residual")
-        keep = self.config.recent
-        self.recent_y_ = np.append(self.recent_y_, y)[-keep:]
-        self.recent_X_ = np.vstack([self.recent_X_, x_arr[None]])[-keep:]
-        self.n_seen_ += 1
-        if self.challenger_ is not None and self.trial_["n"] >= self.config.trial:
-            self._conclude_trial()
-        elif self.config.switching and self.challenger_ is None:
-            self._maybe_start_trial()
+        """Score the pending forecasts, update the weights, let every expert learn."""
+        self._step(y, x, learn=True)
 
-    # ------------------------------------------------------------------ switching
-    def _challenger_family(self) -> str:
-        if self._fitted_model().online:
-            return self.policy.windowed
-        return self.policy.online[0]
-
-    def _maybe_start_trial(self) -> None:
-        cfg = self.config
-        if self.n_seen_ - self.last_trial_ < cfg.cooldown:
-            return
-        alarms = self.monitor_.count("residual", since=self.n_seen_ - cfg.switch_window)
-        if alarms < cfg.switch_alarms:
-            return
-        challenger = self._build(self._challenger_family())
-        try:
-            challenger.fit(self.recent_y_, self.recent_X_)
-        except (DataError, ConfigError):
-            self.last_trial_ = self.n_seen_  # too little recent data: wait a cooldown
-            return
-        self.challenger_ = challenger
-        self.trial_ = {"start": self.n_seen_, "n": 0, "inc": 0.0, "ch": 0.0, "alarms": alarms}
-
-    def _conclude_trial(self) -> None:
-        cfg, t = self.config, self.trial_
-        incumbent, challenger = self._fitted_model(), self.challenger_
-        assert challenger is not None
-        inc_mae, ch_mae = t["inc"] / t["n"], t["ch"] / t["n"]
-        switched, reason = trial_verdict(incumbent.name, challenger.name, inc_mae, ch_mae,
-                                         cfg.margin, int(t["alarms"]), cfg.switch_window,
-                                         cfg.trial)
-        event = SwitchEvent(index=self.n_seen_, sensor=cfg.sensor, incumbent=incumbent.name,
-                            challenger=challenger.name, switched=switched,
-                            incumbent_mae=inc_mae, challenger_mae=ch_mae,
-                            alarms=int(t["alarms"]), started=int(t["start"]), reason=reason)
-        if switched:
-            self.model_ = challenger
-        self.challenger_ = None
-        self.last_trial_ = self.n_seen_
-        self.events_.append(event)
-        for listener in self._listeners:
-            listener(event)
-
-    # ------------------------------------------------------------------ export
-    def streaming_core(self) -> Any:
-        return self._fitted_model().streaming_core()
-
-    def stream_state(self) -> np.ndarray:
-        return self._fitted_model().stream_state()
+    def update(self, y: float, x: np.ndarray | None = None) -> None:
+        """Advance every expert without learning; the weights are not updated."""
+        self._step(y, x, learn=False)
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, np.ndarray]:
-        if self.model_ is None or self.decision_ is None:
+        if self.agg_ is None or self.decision_ is None:
             return {}
-        meta = {
-            "family": self.model_.name,
-            "family_config": self.model_.get_params(),
-            "challenger": None if self.challenger_ is None else self.challenger_.name,
-            "challenger_config": None if self.challenger_ is None
-            else self.challenger_.get_params(),
-            "decision": self.decision_.to_dict(),
-            "events": [e.to_dict() for e in self.events_],
-            "monitor": self.monitor_.state(),
-            "n_seen": self.n_seen_, "last_trial": self.last_trial_, "trial": self.trial_,
-        }
-        state = {"auto/meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8).copy(),
-                 "auto/recent_y": self.recent_y_.copy(), "auto/recent_X": self.recent_X_.copy()}
-        state.update({f"model/{k}": v for k, v in self.model_.state_dict().items()})
-        if self.challenger_ is not None:
-            state.update({f"challenger/{k}": v for k, v in self.challenger_.state_dict().items()})
+        meta = {"experts": [ex.expert_meta(e) for e in self.experts_],
+                "decision": self.decision_.to_dict(), "screening": self.screening_,
+                "restarts": self.restarts_, "monitor": self.monitor_.state(),
+                "n_seen": self.n_seen_, "last_restart": self.last_restart_,
+                "last_y": getattr(self, "last_y_", 0.0)}
+        state = {"auto/meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8).copy()}
+        state.update({f"agg/{k}": v for k, v in self.agg_.state_dict().items()})
+        for i, e in enumerate(self.experts_):
+            state.update({f"expert{i}/{k}": v for k, v in e.model.state_dict().items()})
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        from tsforge.models.registry import create
-
+        if "auto/meta" not in state:
+            return
         meta = json.loads(bytes(np.asarray(state["auto/meta"], dtype=np.uint8)).decode())
-
-        def restore(prefix: str, name: str, config: dict[str, Any]) -> Forecaster:
-            model = create(name, **config)
-            model.n_covariates_ = self.n_covariates_
-            n = len(prefix)
-            model.load_state_dict({k[n:]: v for k, v in state.items() if k.startswith(prefix)})
-            return model
-
-        self.model_ = restore("model/", meta["family"], meta["family_config"])
-        self.challenger_ = (None if meta["challenger"] is None else
-                            restore("challenger/", meta["challenger"], meta["challenger_config"]))
+        self.experts_ = []
+        for i, m in enumerate(meta["experts"]):
+            prefix = f"expert{i}/"
+            sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            self.experts_.append(ex.restore(m, sub, self.n_covariates_))
+        self.agg_ = Aggregator.from_state({k[4:]: v for k, v in state.items()
+                                           if k.startswith("agg/")})
         d = meta["decision"]
         self.decision_ = Decision(d["sensor"], d["family"], d["role"], d["rule"],
                                   d["explanation"], RegimeProfile.from_dict(d["profile"]))
-        self.events_ = [SwitchEvent.from_dict(e) for e in meta["events"]]
-        self.monitor_ = self._new_monitor()
+        self.screening_, self.restarts_ = meta["screening"], meta["restarts"]
+        self.monitor_ = DriftMonitor(self.config.sensor, self.config.detectors or None)
         self.monitor_.load_state(meta["monitor"])
-        self.n_seen_, self.last_trial_ = int(meta["n_seen"]), int(meta["last_trial"])
-        self.trial_ = dict(meta["trial"])
-        self.recent_y_ = np.asarray(state["auto/recent_y"], dtype=np.float64).copy()
-        self.recent_X_ = np.asarray(state["auto/recent_X"], dtype=np.float64).copy()
+        self.n_seen_, self.last_restart_ = int(meta["n_seen"]), int(meta["last_restart"])
+        self.last_y_ = float(meta["last_y"])
+        self._cache = None
