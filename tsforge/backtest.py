@@ -246,10 +246,6 @@ def _selection_report(model: Forecaster) -> dict[str, Any]:
 
 
 def _iterate(iterable: Any, enabled: bool, desc: str) -> Any:
-    if not enabled:
-        return iterable
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return iterable
-    return tqdm(iterable, desc=desc, unit="step", leave=False, mininterval=0.5, disable=None)
+    from tsforge.progress import track
+
+    return track(iterable, desc, "step", force=enabled)

@@ -15,7 +15,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="validation report, ADF/KPSS, season and STL per sensor, "
                        "the recommended transform chain, regime profile and model family")
     add_data_args(p, target=False)
-    p.add_argument("--columns", metavar="COLS", default="", help="only these sensors")
     p.add_argument("--plots", metavar="DIR", help="write a decomposition PNG and a drift-alarm "
                    "PNG per sensor here")
     p.add_argument("--json", metavar="OUT", help="write the reports as JSON")

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-fraction", type=float, default=0.7, help="share used for fitting")
     p.add_argument("--json", metavar="OUT", help="write one JSON object per model")
     p.add_argument("--plot", metavar="PNG", help="write forecast-vs-actual plots")
-    p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)  # now the default
     p.add_argument("--levels", default="0.8,0.95",
                    help="nominal levels of the conformal intervals scored, or 'none'")
     p.add_argument("--interval-method", choices=["aci", "split"], default="aci",
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     specs = [(name, params.get(name, {})) for name in split(args.models)]
     X = frame.select(covariates).values if covariates else None
     result = backtest(frame.column(target), X, models=specs, horizon=args.horizon,
-                      train_fraction=args.train_fraction, progress=args.progress,
+                      train_fraction=args.train_fraction, progress=not args.no_progress,
                       intervals=interval_config(args))
     print(report.summary())
     print(f"\nbacktest of '{target}' ({len(frame)} readings, horizon {args.horizon}, "

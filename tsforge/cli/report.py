@@ -9,7 +9,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from tsforge.cli._common import json_arg, split
+from tsforge.cli._common import add_progress_arg, json_arg, split
 
 #: ``--quick``: readings kept per file and training epochs.
 QUICK_LAST = 1500
@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--columns", metavar="COLS", default="", help="only these sensors")
     p.add_argument("--time", dest="time_col", default="", metavar="COL",
                    help="timestamp column (auto-detected)")
+    p.add_argument("--time-format", metavar="FMT", default="",
+                   help="strftime format if timestamps are unusual, e.g. '%%d/%%m/%%Y %%H:%%M'")
+    p.add_argument("--separator", metavar="SEP", default="",
+                   help="CSV separator (sniffed from the header: , ; or tab)")
     p.add_argument("--horizon", type=int, default=12, help="steps ahead (default 12)")
     p.add_argument("--family", default="auto",
                    help="model family for every sensor, or 'auto' to let tsforge pick")
@@ -39,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models-dir", metavar="DIR",
                    help="keep the exported ONNX models here (default: a temporary folder)")
     p.add_argument("--json", metavar="OUT", help="also write the study's results as JSON")
+    add_progress_arg(p)
     p.set_defaults(func=run)
 
 
@@ -58,7 +63,8 @@ def build_spec(args: argparse.Namespace) -> object:
     return parse_spec({
         "name": path.stem if path.is_file() else path.resolve().name, "use": "csv",
         "source": {"path": str(path.resolve()), "columns": split(args.columns),
-                   "time_column": args.time_col},
+                   "time_column": args.time_col, "time_format": args.time_format,
+                   "separator": args.separator},
         "model": {"family": args.family, "horizon": args.horizon, "params": params,
                   "train_fraction": args.train_fraction},
         "intervals": {"levels": levels, "method": args.interval_method},

@@ -117,7 +117,8 @@ def load(spec: Any, *, last: int | None = None) -> list[PreparedFile]:
         raise ConfigError(f"{spec.origin or 'pipeline spec'}: [source] path is empty; set it "
                           "to a CSV file or a folder of CSVs")
     return read_folder(src.path, columns=src.columns or None, time_col=src.time_column or None,
-                       time_format=src.time_format or None, last=last)
+                       time_format=src.time_format or None, last=last,
+                       separator=src.separator or None, units=src.units or None)
 
 
 def baseline_period(frame: Any, detected: int | None, n_train: int) -> int:

@@ -222,6 +222,8 @@ def train(
         if config.patience is not None and bad_epochs > config.patience:
             result.stopped_early = True
             break
+    if hasattr(bar, "close"):
+        bar.close()
     module.load_state_dict(best_state)
     module.to("cpu")
     module.eval()
@@ -244,13 +246,9 @@ def evaluate(module: Any, tensors: tuple[Any, ...], loss_fn: LossFn, device: Any
 
 
 def _progress(iterable: Any, enabled: bool, desc: str) -> Any:
-    if not enabled:
-        return iterable
-    try:
-        tqdm = require("tqdm", "progress bars").tqdm
-    except ImportError:
-        return iterable
-    return tqdm(iterable, desc=desc, unit="epoch", leave=False, dynamic_ncols=True, disable=None)
+    from tsforge.progress import track
+
+    return track(iterable, desc, "epoch", force=enabled)
 
 
 def _save_checkpoint(
