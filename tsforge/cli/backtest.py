@@ -64,5 +64,8 @@ def run(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(result.to_json(), indent=1))
         print(f"wrote {args.json}")
     if args.plot:
-        print(f"plot: {plot_backtest(result, args.plot, time=frame.time, title=target)}")
+        png = plot_backtest(result, args.plot, time=frame.time, title=target,
+                            unit=frame.unit(target))
+        print(f"plot: {png} (whole streamed part, latest {min(300, len(result.actual))} "
+              "readings, intervals of the lowest-MASE model)")
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from tsforge.cli._common import json_arg
@@ -55,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tsforge.registry import Registry, check_registry, recover_registry
+    from tsforge.registry import Registry, check_registry, layout, recover_registry
 
     if args.action == "verify":
         report = check_registry(args.root)
@@ -64,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "recover":
         report = recover_registry(args.root)
         _print(args, report.to_dict(), _report_text(report.to_dict()))
+        return 0
+    if args.action == "list" and not Path(args.root, layout.STATE_FILE).exists() and not \
+            Path(args.root, layout.VERSIONS_DIR).exists():
+        _print(args, [], f"no model registry at {args.root} yet: no versions. Register one "
+               "with `tsforge models register --root DIR --onnx FILE`.")
         return 0
     reg = Registry(args.root, create=args.action == "register")
     if args.action == "list":

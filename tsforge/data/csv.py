@@ -239,11 +239,21 @@ def _from_polars(df: Any, source: str, time_col: str | None, layout: str, sensor
                        labels={c: _numbers(df, c)[0] for c in label_cols}, skipped=skipped)
 
 
+def _library(obj: Any) -> str:
+    """``"pandas"``, ``"polars"`` or ``""`` for the DataFrame/Series ``obj``."""
+    module = type(obj).__module__.split(".")[0]
+    return module if module in ("pandas", "polars") else ""
+
+
 def from_pandas(obj: Any, *, time_col: str | None = None, layout: str = "auto",
-                sensor_col: str = "sensor", value_col: str = "value") -> SensorFrame:
+                sensor_col: str = "sensor", value_col: str = "value",
+                units: dict[str, str] | None = None) -> SensorFrame:
     """A pandas DataFrame (wide or long; time in a column or the index) or Series."""
     pd = require("pandas", "reading pandas objects")
     pl = require("polars", "reading pandas objects")
+    if _library(obj) == "polars":
+        raise DataError("from_pandas got a polars DataFrame: use tsforge.data.from_polars "
+                        "(or tsforge.data.from_frame, which takes either)")
     if isinstance(obj, pd.Series):
         obj = obj.to_frame(name=str(obj.name) if obj.name is not None else "value")
     if not isinstance(obj, pd.DataFrame):
@@ -257,8 +267,56 @@ def from_pandas(obj: Any, *, time_col: str | None = None, layout: str = "auto",
         time_col = str(df.index.name or "timestamp")
         df = df.reset_index(names=time_col)
     df.columns = [str(c) for c in df.columns]
-    return _from_polars(pl.from_pandas(df), "<pandas>", time_col, layout, sensor_col,
-                        value_col, None, None)
+    return _from_polars(_pandas_to_polars(df, pl), "<pandas>", time_col, layout, sensor_col,
+                        value_col, None, None, units=units)
+
+
+def _pandas_to_polars(df: Any, pl: Any) -> Any:
+    """Column by column through numpy, so that text columns need no pyarrow."""
+    cols = []
+    for name in df.columns:
+        col = df[name]
+        if col.dtype.kind in "biufM":
+            values = col.to_numpy()
+            if col.dtype.kind == "M":
+                values = values.astype("datetime64[ns]")
+            cols.append(pl.Series(name, values))
+        elif str(col.dtype).startswith("datetime64"):  # tz-aware: to naive UTC
+            cols.append(pl.Series(name, col.dt.tz_convert("UTC").dt.tz_localize(None)
+                                  .to_numpy().astype("datetime64[ns]")))
+        else:
+            cols.append(pl.Series(name, [None if v is None or v != v else str(v)
+                                         for v in col.tolist()], dtype=pl.Utf8))
+    return pl.DataFrame(cols)
+
+
+def from_polars(df: Any, *, time_col: str | None = None, layout: str = "auto",
+                sensor_col: str = "sensor", value_col: str = "value",
+                time_format: str | None = None, columns: list[str] | None = None,
+                units: dict[str, str] | None = None) -> SensorFrame:
+    """A polars DataFrame (wide ``timestamp, s1, s2, …`` or long ``timestamp, sensor,
+    value``) as a :class:`SensorFrame`; the same rules as :func:`read_csv`."""
+    pl = require("polars", "reading polars DataFrames")
+    if _library(df) == "pandas":
+        raise DataError("from_polars got a pandas object: use tsforge.data.from_pandas "
+                        "(or tsforge.data.from_frame, which takes either)")
+    if isinstance(df, pl.Series):
+        df = df.to_frame()
+    if not isinstance(df, pl.DataFrame):
+        raise DataError(f"expected a polars DataFrame, got {type(df).__name__}")
+    if df.height == 0:
+        raise DataError("<polars>: the DataFrame has no rows")
+    return _from_polars(df, "<polars>", time_col, layout, sensor_col, value_col, time_format,
+                        columns, units=units)
+
+
+def from_frame(obj: Any, **kwargs: Any) -> SensorFrame:
+    """A pandas or polars DataFrame (or Series) as a :class:`SensorFrame`."""
+    if _library(obj) == "polars":
+        return from_polars(obj, **kwargs)
+    if _library(obj) == "pandas":
+        return from_pandas(obj, **kwargs)
+    raise DataError(f"expected a pandas or polars DataFrame, got {type(obj).__name__}")
 
 
 _FREQ = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|min|m|h|d)\s*$", re.IGNORECASE)

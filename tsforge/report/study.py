@@ -212,13 +212,15 @@ def study_sensor(prepared: PreparedFile, sensor: str, spec: Any, *,
     timeline = watch(y, result.test_start, one_step, transforms=transforms,
                      detectors=spec.drift.detectors, signals=spec.drift.signals,
                      params=spec.drift.params, sensor=key, time=frame.time)
-    t = frame.time
+    t, unit = frame.time, frame.unit(sensor)
     figs = {
         "decomposition": figures.decomposition_png(
             y[:n_train], stat, time=t[:n_train], title=f"{key}: STL decomposition "
-            "of the training part"),
-        "forecast": figures.forecast_png(result, pick.family, time=t, title=key),
-        "drift": figures.drift_png(y, timeline, time=t, title=key, events=prepared.events),
+            "of the training part", unit=unit, step=frame.freq),
+        "forecast": figures.forecast_png(result, pick.family, time=t, title=key, unit=unit,
+                                         events=prepared.events),
+        "drift": figures.drift_png(y, timeline, time=t, title=key, events=prepared.events,
+                                   unit=unit),
     }
     return SensorStudy(file=prepared.name, sensor=sensor, time=t, y=y, stationarity=stat,
                        pick=pick, backtest=result, drift=timeline, export=export,
