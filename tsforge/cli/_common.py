@@ -24,6 +24,7 @@ def add_data_args(p: argparse.ArgumentParser, target: bool) -> None:
                    "file, text ones included, are never parsed")
     p.add_argument("--separator", metavar="SEP",
                    help="CSV separator (sniffed from the header: , ; or tab)")
+    add_units_arg(p)
     if target:
         p.add_argument("--target", metavar="COL", help="column to forecast (default: first sensor)")
         p.add_argument("--covariates", metavar="COLS", default="",
@@ -31,6 +32,30 @@ def add_data_args(p: argparse.ArgumentParser, target: bool) -> None:
     p.add_argument("--freq", default="auto",
                    help="resampling step, e.g. 5min, 1h; 'auto' = median step; 'none' = keep as is")
     add_progress_arg(p)
+
+
+def add_units_arg(p: argparse.ArgumentParser) -> None:
+    """``--units OT=°C,value=°F``: units for plot axes (also read from names like
+    ``Usage_kWh`` or ``Temperature [°C]``)."""
+    p.add_argument("--units", metavar="SENSOR=UNIT,...", default="",
+                   help="units of the sensors for plots and tables, e.g. 'OT=°C,value=°F' "
+                   "(units written in column names such as Usage_kWh are found by themselves)")
+
+
+def pairs(text: str, flag: str, example: str) -> dict[str, str]:
+    """``"OT=°C, value=°F"`` -> ``{"OT": "°C", "value": "°F"}``, naming ``flag`` in errors."""
+    out = {}
+    for item in split(text):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"{flag} item {item!r} must look like NAME=VALUE, e.g. {example}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def units_arg(text: str) -> dict[str, str]:
+    """The ``--units`` option as a mapping sensor -> unit."""
+    return pairs(text, "--units", "OT=°C")
 
 
 def add_progress_arg(p: argparse.ArgumentParser) -> None:
@@ -82,7 +107,8 @@ def load_prepared(args: argparse.Namespace) -> tuple[Any, Any]:
         # the target and covariates are read even when --columns leaves them out
         wanted = wanted and list(dict.fromkeys([args.target, *split(args.covariates), *wanted]))
     frame = read_csv(args.file, time_col=args.time_col, time_format=args.time_format,
-                     separator=args.separator, columns=wanted or None)
+                     separator=args.separator, columns=wanted or None,
+                     units=units_arg(args.units))
     freq = None if str(args.freq).lower() == "none" else args.freq
     return prepare(frame, DataPolicy(freq=freq))
 

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tsforge.cli._common import add_data_args, load_prepared, split
+from tsforge.cli._common import add_data_args, load_prepared, pairs
 from tsforge.errors import ConfigError
 
 
@@ -28,13 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def overrides(text: str) -> dict[str, str]:
     """``"OT=uoro, HUFL=mlp"`` -> ``{"OT": "uoro", "HUFL": "mlp"}``."""
-    out = {}
-    for item in split(text):
-        sensor, sep, model = item.partition("=")
-        if not sep or not sensor.strip() or not model.strip():
-            raise ConfigError(f"--family item {item!r} must look like SENSOR=MODEL, e.g. OT=uoro")
-        out[sensor.strip()] = model.strip()
-    return out
+    return pairs(text, "--family", "OT=uoro")
 
 
 def _chain(transforms: list[dict]) -> str:

@@ -9,7 +9,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from tsforge.cli._common import add_progress_arg, json_arg, split
+from tsforge.cli._common import add_progress_arg, add_units_arg, json_arg, split, units_arg
 
 #: ``--quick``: readings kept per file and training epochs.
 QUICK_LAST = 1500
@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models-dir", metavar="DIR",
                    help="keep the exported ONNX models here (default: a temporary folder)")
     p.add_argument("--json", metavar="OUT", help="also write the study's results as JSON")
+    add_units_arg(p)
     add_progress_arg(p)
     p.set_defaults(func=run)
 
@@ -64,7 +65,7 @@ def build_spec(args: argparse.Namespace) -> object:
         "name": path.stem if path.is_file() else path.resolve().name, "use": "csv",
         "source": {"path": str(path.resolve()), "columns": split(args.columns),
                    "time_column": args.time_col, "time_format": args.time_format,
-                   "separator": args.separator},
+                   "separator": args.separator, "units": units_arg(args.units)},
         "model": {"family": args.family, "horizon": args.horizon, "params": params,
                   "train_fraction": args.train_fraction},
         "intervals": {"levels": levels, "method": args.interval_method},

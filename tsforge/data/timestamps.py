@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -41,10 +42,13 @@ def parse_timestamps(values: Any, *, time_format: str | None = None, source: str
     try:
         if time_format:
             parsed = s.str.strptime(pl.Datetime("ns"), time_format, strict=False)
+        elif s.drop_nulls().len() and not _ISO.match(s.drop_nulls()[0]):
+            # 31/12/2018 and its relatives: never guess day- or month-first silently
+            parsed = _parse_regional(s, pl, source, column)
+            if parsed.is_null().all():
+                parsed = _parse_iso(s, pl)
         else:
             parsed = _parse_iso(s, pl)
-            if parsed.is_null().all() and s.is_not_null().any():
-                parsed = _parse_regional(s, pl, source, column)
     except pl.exceptions.PolarsError as exc:
         first = s.drop_nulls()[0] if s.drop_nulls().len() else None
         raise DataError(
@@ -66,6 +70,7 @@ def parse_timestamps(values: Any, *, time_format: str | None = None, source: str
     return parsed.cast(pl.Datetime("ns")).to_numpy().astype("datetime64[ns]")
 
 
+_ISO = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}")
 #: Regional layouts tried when a column is not ISO-8601: day-first and month-first dates
 #: with ``/``, ``.`` or ``-``.  A column that parses both ways (every day <= 12) is
 #: ambiguous and needs ``time_format``.
@@ -89,7 +94,7 @@ def _parse_regional(s: Any, pl: Any, source: str, column: str) -> Any:
         raise DataError(
             f"{source}: the dates of column '{column}' (first {s[0]!r}) read both day-first and "
             f"month-first; pass --time-format '{fits[0][0]}' or '{fits[-1][0]}'")
-    return fits[0][1] if fits else s.str.strptime(pl.Datetime("ns"), "%Y", strict=False)
+    return fits[0][1] if fits else pl.Series(s.name, [None] * s.len(), dtype=pl.Datetime("ns"))
 
 
 def _parse_iso(s: Any, pl: Any) -> Any:

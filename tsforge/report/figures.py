@@ -196,12 +196,13 @@ def _draw(ax: Any, x: np.ndarray, result: Any, model: str, step: int, span: slic
         lower, upper = (_issued_for_reading(a, step) for a in bands[level])
         ax.fill_between(x[span], lower[span], upper[span], color=PICKED,
                         alpha=0.16 + 0.14 * k, lw=0, label=f"{model} {level:.0%} interval")
-    ax.plot(x[span], result.actual[span], color="black", lw=1.0, label="actual")
     for name, preds in result.predictions.items():
         if name != model and not others:
             continue
         style = {"lw": 1.3, "color": PICKED} if name == model else {"lw": 0.8}
         ax.plot(x[span], _issued_for_reading(preds, step)[span], label=name, **style)
+    # the readings on top, so that a close forecast never hides them
+    ax.plot(x[span], result.actual[span], color="black", lw=0.9, label="actual", zorder=5)
     ax.set_xlim(x[span][0], x[span][-1])
 
 
