@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from tsforge import progress
 from tsforge.errors import ConfigError, DataError
 from tsforge.intervals import IntervalConfig
 
@@ -84,10 +85,14 @@ def forecast(data: Any, *, horizon: int = 1, model: str = "auto",
     return to_library(rows, data)
 
 
-def fit_calibrated(y: np.ndarray, *, model: str, params: dict[str, Any], horizon: int,
-                   levels: Sequence[float], calibration: float = 0.3) -> Any:
+def fit_calibrated(y: np.ndarray, X: np.ndarray | None = None, *, model: str,
+                   params: dict[str, Any], horizon: int,
+                   levels: Sequence[float] = (0.8, 0.95), calibration: float = 0.3,
+                   config: IntervalConfig | None = None) -> Any:
     """A :class:`~tsforge.models.transformed.TransformedForecaster` fitted on the first
-    ``1 - calibration`` of ``y`` and streamed through the rest (intervals calibrated)."""
+    ``1 - calibration`` of ``y`` (and covariates ``X``) and streamed through the rest, so
+    that its state is at the last reading and its conformal intervals hold residuals of
+    readings it did not train on (what ``forecast`` and exports need)."""
     from tsforge.backtest import _build
     from tsforge.models.transformed import TransformedForecaster
     from tsforge.preprocess import analyze
@@ -95,7 +100,7 @@ def fit_calibrated(y: np.ndarray, *, model: str, params: dict[str, Any], horizon
     if not 0.0 < calibration < 0.9:
         raise ConfigError(f"calibration must be in (0, 0.9), got {calibration}")
     y = np.asarray(y, dtype=np.float64)
-    config = IntervalConfig(levels=tuple(levels))
+    config = config or IntervalConfig(levels=tuple(levels))
     n_fit = int(len(y) * (1.0 - calibration))
     if len(y) - n_fit < config.warmup + horizon:
         raise DataError(f"forecast: {len(y)} readings leave {len(y) - n_fit} to calibrate the "
@@ -104,9 +109,10 @@ def fit_calibrated(y: np.ndarray, *, model: str, params: dict[str, Any], horizon
     stat = analyze(y[:n_fit], name="target")
     wrapped = TransformedForecaster(_build((model, params), horizon, stat.period or 1),
                                     stat.transforms, intervals=config)
-    wrapped.fit(y[:n_fit])
-    for value in y[n_fit:]:
-        wrapped.learn_one(value)
+    X_arr = None if X is None else np.asarray(X, dtype=np.float64).reshape(len(y), -1)
+    wrapped.fit(y[:n_fit], None if X_arr is None else X_arr[:n_fit])
+    for i in progress.track(range(n_fit, len(y)), f"calibrate {model}", "reading"):
+        wrapped.learn_one(y[i], None if X_arr is None else X_arr[i])
     return wrapped
 
 

@@ -90,21 +90,22 @@ class BacktestResult:
         default_factory=dict)
     #: model -> {"alarms": [(stream index, detector, signal)], "switches": [stream index]}
     drift: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    #: Warnings about the scores (a constant training part leaves MASE undefined).
+    notes: list[str] = field(default_factory=list)
 
     def table(self) -> str:
-        """A plain-text table of the scores, best MASE first."""
+        """A plain-text table of the scores, best MASE first, then any notes."""
+        from tsforge.table import format_table
+
         rows = sorted(self.scores, key=lambda s: s.mase)
         levels = list(rows[0].coverage) if rows else []
-        head = (f"{'model':<16}{'MAE':>10}{'RMSE':>10}{'MASE':>8}{'fit s':>9}{'µs/step':>10}"
-                + "".join(f"{'cov@' + lvl:>10}" for lvl in levels))
-        lines = [head, "-" * len(head)]
-        for s in rows:
-            lines.append(
-                f"{s.model:<16}{s.mae:>10.4f}{s.rmse:>10.4f}{s.mase:>8.3f}"
-                f"{s.fit_seconds:>9.2f}{s.predict_us_per_step:>10.1f}"
-                + "".join(f"{s.coverage.get(lvl, float('nan')):>10.3f}" for lvl in levels)
-            )
-        return "\n".join(lines)
+        text = format_table(
+            ["model", "MAE", "RMSE", "MASE", "fit s", "µs/step",
+             *(f"cov@{lvl}" for lvl in levels)],
+            [[s.model, s.mae, s.rmse, s.mase, s.fit_seconds, s.predict_us_per_step,
+              *(s.coverage.get(lvl, float("nan")) for lvl in levels)] for s in rows],
+            formats=[None, ".4f", ".4f", ".3f", ".2f", ".1f", *(".3f" for _ in levels)])
+        return "\n".join([text, *(f"note: {n}" for n in self.notes)])
 
     def to_json(self) -> list[dict[str, Any]]:
         return [s.to_dict() for s in self.scores]
@@ -176,6 +177,14 @@ def backtest(
         raise DataError(f"series of {len(y)} readings is too short to backtest")
     if transforms == "auto" or period is None:
         from tsforge.preprocess import analyze
+        from tsforge.preprocess.stationarity import MIN_POINTS
+
+        if n_train < MIN_POINTS:
+            need = int(np.ceil(MIN_POINTS / train_fraction)) + 1
+            raise DataError(
+                f"series of {len(y)} readings: its training part ({train_fraction:.0%}) holds "
+                f"{n_train}, and the stationarity analysis needs at least {MIN_POINTS}; give "
+                f"at least {need} readings or a larger train fraction")
 
         report = analyze(y[:n_train], name="target")
         if transforms == "auto":
@@ -185,6 +194,11 @@ def backtest(
     assert not isinstance(transforms, str)
 
     scale = seasonal_naive_scale(y[:n_train], period)
+    notes = []
+    if not np.any(np.abs(np.diff(y[:n_train])) > 0):
+        notes.append("the training part is constant: the seasonal-naive error that scales MASE "
+                     "is 0, so MASE is undefined here (shown against a scale of 1, i.e. it "
+                     "equals the MAE); compare MAE instead")
     actual = y[n_train:]
     scores, predictions, bands, drift = [], {}, {}, {}
     for spec in models:
@@ -231,7 +245,8 @@ def backtest(
         )
         predictions[model.name] = preds
         bands[model.name] = band
-    return BacktestResult(scores, actual, predictions, n_train, period, scale, bands, drift)
+    return BacktestResult(scores, actual, predictions, n_train, period, scale, bands, drift,
+                          notes)
 
 
 def _selection_report(model: Forecaster) -> dict[str, Any]:
