@@ -107,8 +107,51 @@ class BacktestResult:
             formats=[None, ".4f", ".4f", ".3f", ".2f", ".1f", *(".3f" for _ in levels)])
         return "\n".join([text, *(f"note: {n}" for n in self.notes)])
 
+    def to_frame(self, time: Any = None, *, like: Any = None) -> Any:
+        """Every forecast of the backtest as a long DataFrame (pandas, or polars when
+        ``like`` is a polars object): ``timestamp`` (the reading forecast), ``model``,
+        ``step``, ``mean``, ``actual`` and ``lower_<level>``/``upper_<level>``.
+
+        ``time`` holds the timestamps of the whole series (the streamed part starts at
+        :attr:`test_start`); without it ``timestamp`` counts readings of the series.
+        """
+        from tsforge.api import level_name, to_library
+
+        n = len(self.actual)
+        x = (np.arange(len(self.actual) + self.test_start) if time is None
+             else np.asarray(time))
+        cols: dict[str, list[Any]] = {"timestamp": [], "model": [], "step": [], "mean": [],
+                                      "actual": []}
+        for name, preds in self.predictions.items():
+            bands = self.intervals.get(name, {})
+            for h in range(preds.shape[1]):
+                target = np.arange(n - h) + h  # forecast issued at i for reading i + h
+                cols["timestamp"] += list(x[self.test_start + target])
+                cols["model"] += [name] * (n - h)
+                cols["step"] += [h + 1] * (n - h)
+                cols["mean"] += preds[: n - h, h].tolist()
+                cols["actual"] += self.actual[target].tolist()
+                for level, (lo, hi) in bands.items():
+                    cols.setdefault(f"lower_{level_name(level)}", []).extend(lo[: n - h, h])
+                    cols.setdefault(f"upper_{level_name(level)}", []).extend(hi[: n - h, h])
+        if time is None:
+            cols["timestamp"] = [int(v) for v in cols["timestamp"]]
+            frame = to_library({k: v for k, v in cols.items() if k != "timestamp"}, like)
+            return _with_index_column(frame, cols["timestamp"])
+        return to_library(cols, like)
+
     def to_json(self) -> list[dict[str, Any]]:
         return [s.to_dict() for s in self.scores]
+
+
+def _with_index_column(frame: Any, index: list[int]) -> Any:
+    """``frame`` with a first column ``reading`` (position in the series)."""
+    if type(frame).__module__.split(".")[0] == "polars":
+        import polars as pl
+
+        return frame.insert_column(0, pl.Series("reading", index))
+    frame.insert(0, "reading", index)
+    return frame
 
 
 def _build(spec: ModelSpec, horizon: int, period: int) -> Forecaster:
