@@ -73,12 +73,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     reg = Registry(args.root, create=args.action == "register")
     if args.action == "list":
+        from tsforge.table import format_table
+
         rows = [v.to_dict() for v in reg.list()]
-        text = "\n".join(
-            f"{r['name']:<12}{r['stage']:<11}{r['family']:<14}{r['created']:<27}"
-            f"{json.dumps(r['metrics'])}" for r in rows) or "(no versions)"
-        _print(args, rows, f"{'VERSION':<12}{'STAGE':<11}{'FAMILY':<14}{'CREATED':<27}METRICS\n"
-               + text)
+        text = format_table(["version", "stage", "family", "created", "metrics"],
+                            [[r["name"], r["stage"], r["family"], r["created"],
+                              json.dumps(r["metrics"])] for r in rows])
+        _print(args, rows, text if rows else "(no versions)")
     elif args.action == "show":
         info = reg.show(args.version).to_dict()
         _print(args, info, json.dumps(info, indent=1))
