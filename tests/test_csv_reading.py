@@ -67,6 +67,10 @@ def test_timestamp_errors_name_column_value_and_flag(tmp_path):
         read_csv(ambiguous)
     frame = read_csv(ambiguous, time_format="%m/%d/%Y %H:%M")
     assert str(frame.time[1]).startswith("2018-02-02")
+    # every day <= 12, but only day-first gives a clock that ticks every 6 hours
+    days = "".join(f"{d:02d}/01/2018 {h:02d}:00,{d}\n" for d in (1, 2, 3) for h in (0, 6, 12, 18))
+    regular = read_csv(write(tmp_path, "date,x\n" + days, "r.csv"))
+    assert np.all(np.diff(regular.time) == np.timedelta64(6, "h"))
 
 
 def test_malformed_quote_and_separator_name_the_flag(tmp_path):

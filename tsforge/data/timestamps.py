@@ -72,14 +72,20 @@ def parse_timestamps(values: Any, *, time_format: str | None = None, source: str
 
 _ISO = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}")
 #: Regional layouts tried when a column is not ISO-8601: day-first and month-first dates
-#: with ``/``, ``.`` or ``-``.  A column that parses both ways (every day <= 12) is
-#: ambiguous and needs ``time_format``.
+#: with ``/``, ``.`` or ``-``.  A column that parses both ways (every day <= 12) is read
+#: the way whose timestamps step regularly; when both step alike it needs ``time_format``.
 REGIONAL_FORMATS = tuple(
     f"{d}{sep}{m}{sep}%Y{t}"
     for d, m in (("%d", "%m"), ("%m", "%d"))
     for sep in ("/", ".", "-")
     for t in (" %H:%M:%S", " %H:%M", "")
 )
+
+
+def _distinct_steps(parsed: Any) -> int:
+    """How many different steps (backwards ones included) lie between the timestamps."""
+    ns = parsed.drop_nulls().cast(require("polars", "parsing timestamps").Int64).to_numpy()
+    return int(np.unique(np.diff(ns)).size)
 
 
 def _parse_regional(s: Any, pl: Any, source: str, column: str) -> Any:
@@ -89,8 +95,12 @@ def _parse_regional(s: Any, pl: Any, source: str, column: str) -> Any:
         parsed = s.str.strptime(pl.Datetime("ns"), fmt, strict=False)
         if not (parsed.is_null() & s.is_not_null()).any():
             fits.append((fmt, parsed))
-    if len(fits) > 1 and len({f for f, _ in fits if f.startswith("%d")}) and len(
-            {f for f, _ in fits if f.startswith("%m")}):
+    if len(fits) > 1:
+        # both readings parse: keep the one whose clock ticks regularly, if only one does
+        steps = [_distinct_steps(parsed) for _, parsed in fits]
+        best = min(steps)
+        if steps.count(best) == 1:
+            return fits[steps.index(best)][1]
         raise DataError(
             f"{source}: the dates of column '{column}' (first {s[0]!r}) read both day-first and "
             f"month-first; pass --time-format '{fits[0][0]}' or '{fits[-1][0]}'")
