@@ -64,8 +64,12 @@ def run(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(result.to_json(), indent=1))
         print(f"wrote {args.json}")
     if args.plot:
+        from tsforge.data.folder import known_events
+
+        file = Path(args.file)
+        events = known_events(file.parent).get(file.name, [])  # known_events.json beside it
         png = plot_backtest(result, args.plot, time=frame.time, title=target,
-                            unit=frame.unit(target))
+                            unit=frame.unit(target), events=events)
         print(f"plot: {png} (whole streamed part, latest {min(300, len(result.actual))} "
               "readings, intervals of the lowest-MASE model)")
     return 0
