@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
         results[name] = {**rep.to_dict(), "regime": prof.to_dict(),
                          "recommendation": {k: v for k, v in decision.to_dict().items()
                                             if k != "profile"}}
-        rows.append([name, frame.unit(name) or "-", rep.decision, rep.period or "none",
+        rows.append([name, frame.unit(name) or "-", rep.adf_pvalue, rep.kpss_pvalue,
+                     rep.decision, rep.period or "none",
                      _chain(rep.transforms),
                      decision.family, decision.rule])
         if args.details:
@@ -85,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
                 title=f"{name}: drift alarms on the last {prof.n} readings (warm-up window)")
             plots.append(f"  {name}: {png}, {drift_png}")
     print()
-    print(format_table(["sensor", "unit", "stationarity", "season", "transforms",
-                        "recommended", "rule"], rows))
+    print(format_table(["sensor", "unit", "ADF p", "KPSS p", "stationarity", "season",
+                        "transforms", "recommended", "rule"], rows,
+                       formats=[None, None, ".3f", ".3f"]))
     if not args.details:
         print("\n(--details prints each sensor's tests, regime profile and reasons)")
     if plots:
