@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     counts = model.conformal_.count if model.conformal_ is not None else np.zeros(1)
     print(f"fitted '{args.model}' on {len(y) - int(len(y) * args.calibration)} readings; "
           f"intervals calibrated on the last {int(len(y) * args.calibration)} "
-          f"({int(counts.min())} residuals per step kept)")
+          f"({int(counts.min())} readings scored per step)")
     if args.bundle:
         return _bundle(args, model, target, y, X)
     from tsforge.export import export_onnx
