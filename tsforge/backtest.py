@@ -96,24 +96,68 @@ class BacktestResult:
     weights: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
     #: model -> {expert name: its forecasts ``(n_test, H)``} for models that aggregate
     experts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    #: Warnings about the scores (a constant training part leaves MASE undefined).
+    notes: list[str] = field(default_factory=list)
 
     def table(self) -> str:
-        """A plain-text table of the scores, best MASE first."""
+        """A plain-text table of the scores, best MASE first, then any notes."""
+        from tsforge.table import format_table
+
         rows = sorted(self.scores, key=lambda s: s.mase)
         levels = list(rows[0].coverage) if rows else []
-        head = (f"{'model':<16}{'MAE':>10}{'RMSE':>10}{'MASE':>8}{'fit s':>9}{'µs/step':>10}"
-                + "".join(f"{'cov@' + lvl:>10}" for lvl in levels))
-        lines = [head, "-" * len(head)]
-        for s in rows:
-            lines.append(
-                f"{s.model:<16}{s.mae:>10.4f}{s.rmse:>10.4f}{s.mase:>8.3f}"
-                f"{s.fit_seconds:>9.2f}{s.predict_us_per_step:>10.1f}"
-                + "".join(f"{s.coverage.get(lvl, float('nan')):>10.3f}" for lvl in levels)
-            )
-        return "\n".join(lines)
+        text = format_table(
+            ["model", "MAE", "RMSE", "MASE", "fit s", "µs/step",
+             *(f"cov@{lvl}" for lvl in levels)],
+            [[s.model, s.mae, s.rmse, s.mase, s.fit_seconds, s.predict_us_per_step,
+              *(s.coverage.get(lvl, float("nan")) for lvl in levels)] for s in rows],
+            formats=[None, ".4f", ".4f", ".3f", ".2f", ".1f", *(".3f" for _ in levels)])
+        return "\n".join([text, *(f"note: {n}" for n in self.notes)])
+
+    def to_frame(self, time: Any = None, *, like: Any = None) -> Any:
+        """Every forecast of the backtest as a long DataFrame (pandas, or polars when
+        ``like`` is a polars object): ``timestamp`` (the reading forecast), ``model``,
+        ``step``, ``mean``, ``actual`` and ``lower_<level>``/``upper_<level>``.
+
+        ``time`` holds the timestamps of the whole series (the streamed part starts at
+        :attr:`test_start`); without it ``timestamp`` counts readings of the series.
+        """
+        from tsforge.api import level_name, to_library
+
+        n = len(self.actual)
+        x = (np.arange(len(self.actual) + self.test_start) if time is None
+             else np.asarray(time))
+        cols: dict[str, list[Any]] = {"timestamp": [], "model": [], "step": [], "mean": [],
+                                      "actual": []}
+        for name, preds in self.predictions.items():
+            bands = self.intervals.get(name, {})
+            for h in range(preds.shape[1]):
+                target = np.arange(n - h) + h  # forecast issued at i for reading i + h
+                cols["timestamp"] += list(x[self.test_start + target])
+                cols["model"] += [name] * (n - h)
+                cols["step"] += [h + 1] * (n - h)
+                cols["mean"] += preds[: n - h, h].tolist()
+                cols["actual"] += self.actual[target].tolist()
+                for level, (lo, hi) in bands.items():
+                    cols.setdefault(f"lower_{level_name(level)}", []).extend(lo[: n - h, h])
+                    cols.setdefault(f"upper_{level_name(level)}", []).extend(hi[: n - h, h])
+        if time is None:
+            cols["timestamp"] = [int(v) for v in cols["timestamp"]]
+            frame = to_library({k: v for k, v in cols.items() if k != "timestamp"}, like)
+            return _with_index_column(frame, cols["timestamp"])
+        return to_library(cols, like)
 
     def to_json(self) -> list[dict[str, Any]]:
         return [s.to_dict() for s in self.scores]
+
+
+def _with_index_column(frame: Any, index: list[int]) -> Any:
+    """``frame`` with a first column ``reading`` (position in the series)."""
+    if type(frame).__module__.split(".")[0] == "polars":
+        import polars as pl
+
+        return frame.insert_column(0, pl.Series("reading", index))
+    frame.insert(0, "reading", index)
+    return frame
 
 
 def _build(spec: ModelSpec, horizon: int, period: int) -> Forecaster:
@@ -182,6 +226,14 @@ def backtest(
         raise DataError(f"series of {len(y)} readings is too short to backtest")
     if transforms == "auto" or period is None:
         from tsforge.preprocess import analyze
+        from tsforge.preprocess.stationarity import MIN_POINTS
+
+        if n_train < MIN_POINTS:
+            need = int(np.ceil(MIN_POINTS / train_fraction)) + 1
+            raise DataError(
+                f"series of {len(y)} readings: its training part ({train_fraction:.0%}) holds "
+                f"{n_train}, and the stationarity analysis needs at least {MIN_POINTS}; give "
+                f"at least {need} readings or a larger train fraction")
 
         report = analyze(y[:n_train], name="target")
         if transforms == "auto":
@@ -191,6 +243,11 @@ def backtest(
     assert not isinstance(transforms, str)
 
     scale = seasonal_naive_scale(y[:n_train], period)
+    notes = []
+    if not np.any(np.abs(np.diff(y[:n_train])) > 0):
+        notes.append("the training part is constant: the seasonal-naive error that scales MASE "
+                     "is 0, so MASE is undefined here (shown against a scale of 1, i.e. it "
+                     "equals the MAE); compare MAE instead")
     actual = y[n_train:]
     scores, predictions, bands, drift, weights, experts = [], {}, {}, {}, {}, {}
     for spec in models:
@@ -248,7 +305,7 @@ def backtest(
         predictions[model.name] = preds
         bands[model.name] = band
     return BacktestResult(scores, actual, predictions, n_train, period, scale, bands, drift,
-                          weights, experts)
+                          weights, experts, notes)
 
 
 def _selection_report(model: Forecaster) -> dict[str, Any]:
@@ -264,10 +321,6 @@ def _selection_report(model: Forecaster) -> dict[str, Any]:
 
 
 def _iterate(iterable: Any, enabled: bool, desc: str) -> Any:
-    if not enabled:
-        return iterable
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return iterable
-    return tqdm(iterable, desc=desc, unit="step", leave=False, mininterval=0.5, disable=None)
+    from tsforge.progress import track
+
+    return track(iterable, desc, "step", force=enabled)

@@ -73,7 +73,7 @@ def run_demo(out_dir: str | Path = "tsforge-demo-out", *, quick: bool = False) -
                       on_fitted=export_after_fit)
     _say(result.table())
     plot_backtest(result, out / "backtest.png", time=frame.time,
-                  title="NAB machine temperature")
+                  title="NAB machine temperature", unit="°F")
 
     rep = exported["report"]
     _say(f"\n4/6 ONNX export: {rep.onnx_path} ({rep.size_bytes / 1024:.1f} KiB), "

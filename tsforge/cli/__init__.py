@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    from tsforge import progress
+
+    progress.enable(not getattr(args, "no_progress", False))
     try:
         return int(args.func(args) or 0)
     except TsforgeError as exc:

@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="OUT", help="write one JSON object per model")
     p.add_argument("--plot", metavar="PNG", help="write forecast-vs-actual plots (and, with "
                    "'auto', its weights over time next to it: PNG stem + '_weights.png')")
-    p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)  # now the default
     p.add_argument("--levels", default="0.8,0.95",
                    help="nominal levels of the conformal intervals scored, or 'none'")
     p.add_argument("--interval-method", choices=["aci", "split"], default="aci",
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"calendar covariates: {', '.join(names) or 'none (step or span too coarse)'}")
         X = cal if X is None else np.column_stack([X, cal])
     result = backtest(frame.column(target), X, models=specs, horizon=args.horizon,
-                      train_fraction=args.train_fraction, progress=args.progress,
+                      train_fraction=args.train_fraction, progress=not args.no_progress,
                       intervals=interval_config(args))
     print(report.summary())
     print(f"\nbacktest of '{target}' ({len(frame)} readings, horizon {args.horizon}, "
@@ -76,7 +76,14 @@ def run(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(result.to_json(), indent=1))
         print(f"wrote {args.json}")
     if args.plot:
-        print(f"plot: {plot_backtest(result, args.plot, time=frame.time, title=target)}")
+        from tsforge.data.folder import known_events
+
+        file = Path(args.file)
+        events = known_events(file.parent).get(file.name, [])  # known_events.json beside it
+        png = plot_backtest(result, args.plot, time=frame.time, title=target,
+                            unit=frame.unit(target), events=events)
+        print(f"plot: {png} (whole streamed part, latest {min(300, len(result.actual))} "
+              "readings, intervals of the lowest-MASE model)")
         for name in result.weights:
             png = Path(args.plot).with_name(f"{Path(args.plot).stem}_weights.png")
             out = plot_weights(result, png, model=name, time=frame.time, title=target)

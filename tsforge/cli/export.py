@@ -6,6 +6,7 @@ import argparse
 
 import numpy as np
 
+from tsforge import progress
 from tsforge.cli._common import add_data_args, json_arg, load_prepared, target_and_covariates
 from tsforge.errors import ConfigError
 
@@ -17,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--params", default="{}",
                    help='JSON of model parameters, e.g. \'{"window": 96}\'')
     p.add_argument("--horizon", type=int, default=1, help="steps ahead (H)")
+    p.add_argument("--calibration", type=float, default=0.2,
+                   help="share of the newest readings streamed after the fit to calibrate "
+                   "the prediction intervals exported with the model (default 0.2)")
     p.add_argument("--out", help="output .onnx path (manifest .json written beside)")
     p.add_argument("--bundle", metavar="OUT",
                    help="write a deployment bundle folder instead (an existing bundle gets a new "
@@ -30,9 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tsforge.models import create
-    from tsforge.models.transformed import TransformedForecaster
-    from tsforge.preprocess import analyze
+    from tsforge.api import fit_calibrated
 
     if bool(args.out) == bool(args.bundle):
         raise ConfigError("give exactly one of --out FILE.onnx or --bundle FOLDER")
@@ -43,14 +45,22 @@ def run(args: argparse.Namespace) -> int:
     y = frame.column(target)
     X = frame.select(covariates).values if covariates else None
     params = json_arg(args.params, "--params")
-    params.setdefault("horizon", args.horizon)
-    chain = analyze(y, name=target).transforms
-    model = TransformedForecaster(create(args.model, **params), chain).fit(y, X)
+    horizon = int(params.pop("horizon", args.horizon))
+    # fit on the older readings, stream the newest: the exported state is at the last reading
+    # and the interval state holds real residuals, so the box issues intervals at once
+    with progress.stage(f"fit {args.model} and calibrate its intervals"):
+        model = fit_calibrated(y, X, model=args.model, params=params, horizon=horizon,
+                               calibration=args.calibration)
+    counts = model.conformal_.count if model.conformal_ is not None else np.zeros(1)
+    print(f"fitted '{args.model}' on {len(y) - int(len(y) * args.calibration)} readings; "
+          f"intervals calibrated on the last {int(len(y) * args.calibration)} "
+          f"({int(counts.min())} readings scored per step)")
     if args.bundle:
         return _bundle(args, model, target, y, X)
     from tsforge.export import export_onnx
 
-    rep = export_onnx(model, args.out, sensor=target)
+    with progress.stage("export ONNX and check parity"):
+        rep = export_onnx(model, args.out, sensor=target)
     print(f"exported '{args.model}' for '{target}' to {rep.onnx_path} ({rep.size_bytes} bytes)")
     print(f"manifest {rep.manifest_path}; sha256 {rep.sha256[:16]}…")
     print(f"ONNX Runtime vs PyTorch over {rep.parity_steps} steps: max |diff| = "
@@ -67,8 +77,9 @@ def _bundle(args: argparse.Namespace, model, target: str, y, X) -> int:
                   if X is not None else [])
     rows = np.column_stack(cols)[-2000:]
     rows = rows[np.all(np.isfinite(rows), axis=1)]
-    rep = export_bundle(model, args.bundle, sensor=target, int8=args.int8,
-                        keep_previous=not args.no_previous, parity_inputs=rows)
+    with progress.stage("export the bundle and check parity"):
+        rep = export_bundle(model, args.bundle, sensor=target, int8=args.int8,
+                            keep_previous=not args.no_previous, parity_inputs=rows)
     print(f"bundle {rep.root}: version {rep.version} ({rep.current}), previous "
           f"{rep.previous or 'none'}, {rep.size_bytes} bytes")
     print(f"ONNX Runtime vs PyTorch over {rep.parity_steps} steps of the series: max |diff| = "

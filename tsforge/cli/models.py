@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from tsforge.cli._common import json_arg
@@ -55,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tsforge.registry import Registry, check_registry, recover_registry
+    from tsforge.registry import Registry, check_registry, layout, recover_registry
 
     if args.action == "verify":
         report = check_registry(args.root)
@@ -65,14 +66,20 @@ def run(args: argparse.Namespace) -> int:
         report = recover_registry(args.root)
         _print(args, report.to_dict(), _report_text(report.to_dict()))
         return 0
+    if args.action == "list" and not Path(args.root, layout.STATE_FILE).exists() and not \
+            Path(args.root, layout.VERSIONS_DIR).exists():
+        _print(args, [], f"no model registry at {args.root} yet: no versions. Register one "
+               "with `tsforge models register --root DIR --onnx FILE`.")
+        return 0
     reg = Registry(args.root, create=args.action == "register")
     if args.action == "list":
+        from tsforge.table import format_table
+
         rows = [v.to_dict() for v in reg.list()]
-        text = "\n".join(
-            f"{r['name']:<12}{r['stage']:<11}{r['family']:<14}{r['created']:<27}"
-            f"{json.dumps(r['metrics'])}" for r in rows) or "(no versions)"
-        _print(args, rows, f"{'VERSION':<12}{'STAGE':<11}{'FAMILY':<14}{'CREATED':<27}METRICS\n"
-               + text)
+        text = format_table(["version", "stage", "family", "created", "metrics"],
+                            [[r["name"], r["stage"], r["family"], r["created"],
+                              json.dumps(r["metrics"])] for r in rows])
+        _print(args, rows, text if rows else "(no versions)")
     elif args.action == "show":
         info = reg.show(args.version).to_dict()
         _print(args, info, json.dumps(info, indent=1))

@@ -9,7 +9,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from tsforge.cli._common import json_arg, split
+from tsforge.cli._common import add_progress_arg, add_units_arg, json_arg, split, units_arg
 
 #: ``--quick``: readings kept per file.  Quick mode cuts the data, never the training:
 #: each model still trains to its early-stopping point (a model stopped while still
@@ -26,6 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--columns", metavar="COLS", default="", help="only these sensors")
     p.add_argument("--time", dest="time_col", default="", metavar="COL",
                    help="timestamp column (auto-detected)")
+    p.add_argument("--time-format", metavar="FMT", default="",
+                   help="strftime format if timestamps are unusual, e.g. '%%d/%%m/%%Y %%H:%%M'")
+    p.add_argument("--separator", metavar="SEP", default="",
+                   help="CSV separator (sniffed from the header: , ; or tab)")
     p.add_argument("--horizon", type=int, default=12, help="steps ahead (default 12)")
     p.add_argument("--family", default="auto",
                    help="model family for every sensor, or 'auto' to let tsforge pick")
@@ -46,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--aggregate", action="store_true",
                    help="also backtest 'auto', the online aggregation of the candidate "
                    "families, and plot its weights over time")
+    add_units_arg(p)
+    add_progress_arg(p)
     p.set_defaults(func=run)
 
 
@@ -63,7 +69,8 @@ def build_spec(args: argparse.Namespace) -> object:
     return parse_spec({
         "name": path.stem if path.is_file() else path.resolve().name, "use": "csv",
         "source": {"path": str(path.resolve()), "columns": split(args.columns),
-                   "time_column": args.time_col},
+                   "time_column": args.time_col, "time_format": args.time_format,
+                   "separator": args.separator, "units": units_arg(args.units)},
         "model": {"family": args.family, "horizon": args.horizon, "params": params,
                   "train_fraction": args.train_fraction,
                   "calendar": getattr(args, "calendar", True)},

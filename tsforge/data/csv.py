@@ -35,34 +35,111 @@ def _time_column(columns: list[str], time_col: str | None, source: str) -> str:
     return columns[0]
 
 
-def _to_float(df: Any, name: str, source: str) -> np.ndarray:
-    """A value column as float64; empty and NaN tokens become NaN, other text is an error."""
+#: Column names (lower case) that hold event labels, not readings: SKAB's ``anomaly`` and
+#: ``changepoint``, and the usual names of labelled benchmark files.
+LABEL_NAMES = ("anomaly", "anomalies", "changepoint", "label", "labels", "is_anomaly",
+               "anomaly_label", "fault", "attack")
+_NULL_TOKENS = ["", "nan", "na", "null", "none"]
+
+
+def _numbers(df: Any, name: str) -> tuple[np.ndarray, Any]:
+    """A column as float64 plus a boolean Series: cells that hold text other than a number."""
     pl = require("polars", "reading CSV files")
     col = df[name]
     if col.dtype.is_numeric():
-        return col.cast(pl.Float64).to_numpy().astype(np.float64)
+        return col.cast(pl.Float64).to_numpy().astype(np.float64), pl.Series([False] * len(col))
     text = col.cast(pl.Utf8).str.strip_chars()
     num = text.cast(pl.Float64, strict=False)
-    bad = num.is_null() & text.is_not_null() & (text != "") & ~text.str.to_lowercase().is_in(
-        ["nan", "na", "null", "none"])
+    bad = (num.is_null() & text.is_not_null()
+           & ~text.str.to_lowercase().is_in(_NULL_TOKENS)).fill_null(False)
+    return num.fill_null(float("nan")).to_numpy().astype(np.float64), bad
+
+
+def _to_float(df: Any, name: str, source: str) -> np.ndarray:
+    """A value column as float64; empty and NaN tokens become NaN, other text is an error."""
+    values, bad = _numbers(df, name)
     if bad.any():
         i = int(bad.arg_true()[0])
+        text = df[name].cast(require("polars", "reading CSV files").Utf8).str.strip_chars()[i]
         raise DataError(
-            f"{source}: column '{name}', line {i + 2}: {text[i]!r} is not a number. "
+            f"{source}: column '{name}', line {i + 2}: {text!r} is not a number. "
             "Clean the cell, or pass columns=[...] (CLI: --columns) to skip the column."
         )
-    return num.fill_null(float("nan")).to_numpy().astype(np.float64)
+    return values
+
+
+def _is_text(df: Any, name: str) -> bool:
+    """True for a column of words (``Weekday``, ``Light_Load``): no cell holds a number."""
+    values, bad = _numbers(df, name)
+    return bool(bad.any()) and not bool(np.isfinite(values).any())
+
+
+_UNIT_SUFFIX = re.compile(r"^(.*?)\s*[\[(]\s*([^\])]{1,12})\s*[\])]\s*$")
+#: Unit words recognised at the end of a column name after ``_`` (``Usage_kWh``).
+KNOWN_UNITS = ("kWh", "MWh", "Wh", "kW", "MW", "W", "kVarh", "kVar", "kVA", "V", "kV", "A",
+               "mA", "Hz", "rpm", "bar", "mbar", "psi", "Pa", "kPa", "degC", "degF", "C", "F",
+               "K", "pct", "mm", "m3h", "lpm", "tCO2")
+
+
+def guess_units(names: list[str]) -> dict[str, str]:
+    """Units written in column names: ``Temperature [°C]``, ``CO2(tCO2)``, ``Usage_kWh``.
+
+    Names without a recognisable unit get none (a plot then shows no unit rather than
+    a wrong one).
+    """
+    out = {}
+    for name in names:
+        m = _UNIT_SUFFIX.match(name)
+        if m and m.group(1):
+            out[name] = m.group(2).strip()
+            continue
+        tail = name.rsplit("_", 1)
+        if len(tail) == 2 and tail[0] and tail[1] in KNOWN_UNITS:
+            out[name] = tail[1]
+    return out
+
+
+def _header(path: Path, sep: str) -> list[str]:
+    """The header cells of a CSV file (BOM and blanks stripped)."""
+    pl = require("polars", "reading CSV files")
+    try:
+        head = pl.read_csv(path, separator=sep, n_rows=0, encoding="utf8-lossy")
+    except Exception as exc:  # polars raises several exception types for malformed files
+        raise _unreadable(path, exc) from exc
+    return [c.lstrip("\ufeff").strip() for c in head.columns]
+
+
+def header_columns(path: str | Path, separator: str | None = None) -> list[str]:
+    """The column names of a CSV file, read from its header only."""
+    path = Path(path)
+    return _header(path, separator or _sniff_separator(path))
+
+
+def _unreadable(path: Path, exc: Exception) -> DataError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DataError(f"{path}: not a readable CSV ({first}). Check that every quote is closed "
+                     "and the separator is right: pass --separator ';' (Python: "
+                     "separator=';') if the file is not comma-separated.")
 
 
 def read_csv(path: str | Path, *, time_col: str | None = None, layout: str = "auto",
              sensor_col: str = "sensor", value_col: str = "value",
              time_format: str | None = None, separator: str | None = None,
-             columns: list[str] | None = None) -> SensorFrame:
+             columns: list[str] | None = None, units: dict[str, str] | None = None,
+             labels: list[str] | None = None) -> SensorFrame:
     """Read a CSV export into a :class:`SensorFrame`, rows in file order, unvalidated.
 
     Wide layout: ``timestamp, s1, s2, …``.  Long layout: ``timestamp, sensor, value``
     (chosen automatically when ``sensor_col`` and ``value_col`` exist).  Run
     :func:`tsforge.data.prepare` afterwards to repair and resample.
+
+    Only the time column and the wanted ``columns`` are parsed, so text columns
+    elsewhere in the file (a weekday, a load type) never get in the way.  Without
+    ``columns``, text columns are skipped and listed in ``frame.skipped``; label
+    columns (:data:`LABEL_NAMES`, or those named in ``labels``) are kept out of the
+    sensors in ``frame.labels``.  ``units`` maps sensors to their unit for plots
+    and tables (merged over units written in the column names, see
+    :func:`guess_units`).
     """
     pl = require("polars", "reading CSV files")
     if layout not in LAYOUTS:
@@ -74,22 +151,36 @@ def read_csv(path: str | Path, *, time_col: str | None = None, layout: str = "au
     if path.stat().st_size == 0:
         raise DataError(f"{source}: the file is empty")
     sep = separator or _sniff_separator(path)
+    names = _header(path, sep)
+    tcol = _time_column(names, time_col, source)
+    long = layout == "long" or (layout == "auto" and sensor_col in names and value_col in names)
+    if long:
+        needed = [tcol, sensor_col, value_col]
+    elif columns:
+        unknown = [c for c in columns if c not in names or c == tcol]
+        if unknown:
+            raise DataError(f"{source}: unknown columns {unknown}; valid: "
+                            f"{[c for c in names if c != tcol]}")
+        needed = [tcol, *columns]
+    else:
+        needed = names
+    idx = [names.index(c) for c in dict.fromkeys(needed) if c in names]
     try:
         df = pl.read_csv(path, separator=sep, infer_schema_length=10000, encoding="utf8-lossy",
-                         try_parse_dates=False)
+                         try_parse_dates=False, columns=idx)
     except Exception as exc:  # polars raises several exception types for malformed files
-        raise DataError(f"{source}: not a readable CSV ({exc}). Check the separator and "
-                        "quoting, or pass separator=") from exc
+        raise _unreadable(path, exc) from exc
     df = df.rename({c: c.lstrip("\ufeff").strip() for c in df.columns})
     if df.height == 0:
         raise DataError(f"{source}: the file has a header but no rows")
     return _from_polars(df, source, time_col, layout, sensor_col, value_col, time_format,
-                        columns)
+                        columns, units=units, labels=labels)
 
 
 def _from_polars(df: Any, source: str, time_col: str | None, layout: str, sensor_col: str,
                  value_col: str, time_format: str | None,
-                 columns: list[str] | None) -> SensorFrame:
+                 columns: list[str] | None, units: dict[str, str] | None = None,
+                 labels: list[str] | None = None) -> SensorFrame:
     pl = require("polars", "reading CSV files")
     tcol = _time_column(df.columns, time_col, source)
     long = layout == "long" or (layout == "auto" and sensor_col in df.columns
@@ -122,25 +213,47 @@ def _from_polars(df: Any, source: str, time_col: str | None, layout: str, sensor
             out = np.where(count > 0, total / np.maximum(count, 1), np.nan)
         merged = int(np.sum(np.maximum(count - 1, 0)))
         return SensorFrame(time=uniq[order], values=out, sensors=sensors, source=source,
-                           merged_duplicates=merged)
+                           merged_duplicates=merged,
+                           units={**guess_units(sensors), **(units or {})})
     value_cols = [c for c in df.columns if c != tcol]
+    skipped: list[str] = []
+    label_cols: list[str] = []
     if columns:
         unknown = [c for c in columns if c not in value_cols]
         if unknown:
             raise DataError(f"{source}: unknown columns {unknown}; valid: {value_cols}")
         value_cols = list(columns)
+    else:
+        wanted_labels = set(labels or ())
+        label_cols = [c for c in value_cols
+                      if c in wanted_labels or c.strip().lower() in LABEL_NAMES]
+        skipped = [c for c in value_cols if c not in label_cols and _is_text(df, c)]
+        value_cols = [c for c in value_cols if c not in label_cols and c not in skipped]
     if not value_cols:
-        raise DataError(f"{source}: no sensor columns besides the time column '{tcol}'")
+        extra = f" (text columns skipped: {skipped})" if skipped else ""
+        raise DataError(f"{source}: no sensor columns besides the time column '{tcol}'{extra}")
     time = parse_timestamps(df[tcol], time_format=time_format, source=source, column=tcol)
     values = np.column_stack([_to_float(df, c, source) for c in value_cols])
-    return SensorFrame(time=time, values=values, sensors=value_cols, source=source)
+    return SensorFrame(time=time, values=values, sensors=value_cols, source=source,
+                       units={**guess_units(value_cols), **(units or {})},
+                       labels={c: _numbers(df, c)[0] for c in label_cols}, skipped=skipped)
+
+
+def _library(obj: Any) -> str:
+    """``"pandas"``, ``"polars"`` or ``""`` for the DataFrame/Series ``obj``."""
+    module = type(obj).__module__.split(".")[0]
+    return module if module in ("pandas", "polars") else ""
 
 
 def from_pandas(obj: Any, *, time_col: str | None = None, layout: str = "auto",
-                sensor_col: str = "sensor", value_col: str = "value") -> SensorFrame:
+                sensor_col: str = "sensor", value_col: str = "value",
+                units: dict[str, str] | None = None) -> SensorFrame:
     """A pandas DataFrame (wide or long; time in a column or the index) or Series."""
     pd = require("pandas", "reading pandas objects")
     pl = require("polars", "reading pandas objects")
+    if _library(obj) == "polars":
+        raise DataError("from_pandas got a polars DataFrame: use tsforge.data.from_polars "
+                        "(or tsforge.data.from_frame, which takes either)")
     if isinstance(obj, pd.Series):
         obj = obj.to_frame(name=str(obj.name) if obj.name is not None else "value")
     if not isinstance(obj, pd.DataFrame):
@@ -154,8 +267,56 @@ def from_pandas(obj: Any, *, time_col: str | None = None, layout: str = "auto",
         time_col = str(df.index.name or "timestamp")
         df = df.reset_index(names=time_col)
     df.columns = [str(c) for c in df.columns]
-    return _from_polars(pl.from_pandas(df), "<pandas>", time_col, layout, sensor_col,
-                        value_col, None, None)
+    return _from_polars(_pandas_to_polars(df, pl), "<pandas>", time_col, layout, sensor_col,
+                        value_col, None, None, units=units)
+
+
+def _pandas_to_polars(df: Any, pl: Any) -> Any:
+    """Column by column through numpy, so that text columns need no pyarrow."""
+    cols = []
+    for name in df.columns:
+        col = df[name]
+        if col.dtype.kind in "biufM":
+            values = col.to_numpy()
+            if col.dtype.kind == "M":
+                values = values.astype("datetime64[ns]")
+            cols.append(pl.Series(name, values))
+        elif str(col.dtype).startswith("datetime64"):  # tz-aware: to naive UTC
+            cols.append(pl.Series(name, col.dt.tz_convert("UTC").dt.tz_localize(None)
+                                  .to_numpy().astype("datetime64[ns]")))
+        else:
+            cols.append(pl.Series(name, [None if v is None or v != v else str(v)
+                                         for v in col.tolist()], dtype=pl.Utf8))
+    return pl.DataFrame(cols)
+
+
+def from_polars(df: Any, *, time_col: str | None = None, layout: str = "auto",
+                sensor_col: str = "sensor", value_col: str = "value",
+                time_format: str | None = None, columns: list[str] | None = None,
+                units: dict[str, str] | None = None) -> SensorFrame:
+    """A polars DataFrame (wide ``timestamp, s1, s2, …`` or long ``timestamp, sensor,
+    value``) as a :class:`SensorFrame`; the same rules as :func:`read_csv`."""
+    pl = require("polars", "reading polars DataFrames")
+    if _library(df) == "pandas":
+        raise DataError("from_polars got a pandas object: use tsforge.data.from_pandas "
+                        "(or tsforge.data.from_frame, which takes either)")
+    if isinstance(df, pl.Series):
+        df = df.to_frame()
+    if not isinstance(df, pl.DataFrame):
+        raise DataError(f"expected a polars DataFrame, got {type(df).__name__}")
+    if df.height == 0:
+        raise DataError("<polars>: the DataFrame has no rows")
+    return _from_polars(df, "<polars>", time_col, layout, sensor_col, value_col, time_format,
+                        columns, units=units)
+
+
+def from_frame(obj: Any, **kwargs: Any) -> SensorFrame:
+    """A pandas or polars DataFrame (or Series) as a :class:`SensorFrame`."""
+    if _library(obj) == "polars":
+        return from_polars(obj, **kwargs)
+    if _library(obj) == "pandas":
+        return from_pandas(obj, **kwargs)
+    raise DataError(f"expected a pandas or polars DataFrame, got {type(obj).__name__}")
 
 
 _FREQ = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|min|m|h|d)\s*$", re.IGNORECASE)

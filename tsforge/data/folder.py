@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tsforge.data.csv import read_csv
+from tsforge.data.csv import header_columns, read_csv
 from tsforge.data.frame import SensorFrame
 from tsforge.data.validate import DataPolicy, ValidationReport, prepare
 from tsforge.errors import DataError
@@ -78,7 +78,9 @@ def csv_files(path: str | Path) -> list[Path]:
 
 def read_folder(path: str | Path, *, columns: list[str] | None = None,
                 time_col: str | None = None, time_format: str | None = None,
-                policy: DataPolicy | None = None, last: int | None = None) -> list[PreparedFile]:
+                policy: DataPolicy | None = None, last: int | None = None,
+                separator: str | None = None,
+                units: dict[str, str] | None = None) -> list[PreparedFile]:
     """Read and validate every CSV named by ``path`` (see :func:`csv_files`).
 
     Parameters
@@ -88,7 +90,7 @@ def read_folder(path: str | Path, *, columns: list[str] | None = None,
     columns
         Only these sensors; a file without any of them is skipped, and a name found in
         no file is an error (so a typo is not silently ignored).
-    time_col, time_format
+    time_col, time_format, separator, units
         As for :func:`tsforge.data.read_csv`.
     policy
         Repair policy for :func:`tsforge.data.prepare` (default: sort, average
@@ -102,7 +104,14 @@ def read_folder(path: str | Path, *, columns: list[str] | None = None,
     out: list[PreparedFile] = []
     found: set[str] = set()
     for file in csv_files(path):
-        frame = read_csv(file, time_col=time_col, time_format=time_format)
+        names = header_columns(file, separator)
+        # A wide file parses only the wanted columns; a long file names its sensors in rows.
+        wide = not ("sensor" in names and "value" in names)
+        keep = [c for c in names if c in wanted] if wanted and wide else None
+        if keep == []:
+            continue
+        frame = read_csv(file, time_col=time_col, time_format=time_format, separator=separator,
+                         columns=keep, units=units)
         if wanted:
             keep = [c for c in frame.sensors if c in wanted]
             found.update(keep)

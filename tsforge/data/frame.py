@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,13 @@ class SensorFrame:
         File or description, used in error messages.
     freq
         Step of the regular grid once prepared, else None.
+    units
+        Unit of each sensor where known (``{"OT": "°C"}``), for plot axes and tables.
+    labels
+        Event-label columns kept out of the sensors (SKAB's ``anomaly``,
+        ``changepoint``), one value per row.
+    skipped
+        Text columns of the file that were not read as sensors.
     """
 
     time: np.ndarray
@@ -35,6 +42,9 @@ class SensorFrame:
     freq: np.timedelta64 | None = None
     #: Long-layout rows that repeated a (timestamp, sensor) pair and were averaged on read.
     merged_duplicates: int = 0
+    units: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.time.shape[0])
@@ -56,7 +66,12 @@ class SensorFrame:
         return replace(self, values=self.values[:, idx], sensors=list(names))
 
     def slice(self, start: int, stop: int) -> SensorFrame:
-        return replace(self, time=self.time[start:stop], values=self.values[start:stop])
+        return replace(self, time=self.time[start:stop], values=self.values[start:stop],
+                       labels={k: v[start:stop] for k, v in self.labels.items()})
+
+    def unit(self, name: str) -> str:
+        """The unit of sensor ``name``, or ``""`` when unknown."""
+        return self.units.get(name, "")
 
     def to_pandas(self) -> Any:
         from tsforge.optional import require

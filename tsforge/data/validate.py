@@ -132,6 +132,23 @@ def _fill(values: np.ndarray, t: np.ndarray, how: str) -> tuple[np.ndarray, int]
     return out, n_bad
 
 
+def _carry_labels(frame: SensorFrame, time: np.ndarray) -> dict[str, np.ndarray]:
+    """Label columns on the repaired timestamps: each row takes the largest label of the
+    readings at or before it since the previous row (an event is never averaged away)."""
+    if not frame.labels:
+        return {}
+    order = np.argsort(frame.time.astype("datetime64[ns]"), kind="stable")
+    t_in = frame.time.astype("datetime64[ns]")[order].astype(np.int64)
+    slot = np.clip(np.searchsorted(time.astype(np.int64), t_in, side="right") - 1, 0,
+                   len(time) - 1)
+    out = {}
+    for name, lab in frame.labels.items():
+        col = np.zeros(len(time))
+        np.maximum.at(col, slot, np.nan_to_num(np.asarray(lab, dtype=np.float64)[order]))
+        out[name] = col
+    return out
+
+
 def prepare(frame: SensorFrame, policy: DataPolicy | None = None) -> tuple[SensorFrame,
                                                                           ValidationReport]:
     """Repair and regularise ``frame`` per ``policy``; return it with its report."""
@@ -208,7 +225,13 @@ def prepare(frame: SensorFrame, policy: DataPolicy | None = None) -> tuple[Senso
             t = time.astype(np.int64).astype(np.float64)
             for j, s in enumerate(frame.sensors):
                 values[:, j], filled[s] = _fill(values[:, j], t, policy.nonfinite)
-            actions.append(f"filled {n_bad} NaN/inf reading(s) ({policy.nonfinite})")
+            n_filled = sum(filled.values())
+            if n_filled:
+                actions.append(f"filled {n_filled} NaN/inf reading(s) ({policy.nonfinite})")
+            dead = [s for j, s in enumerate(frame.sensors) if not np.isfinite(values[:, j]).any()]
+            if dead:
+                actions.append(f"sensor(s) {dead} hold no finite reading at all: left empty "
+                               "(nothing to fill from)")
 
     # 4. regular grid
     gaps = missing = long_gaps = 0
@@ -255,7 +278,8 @@ def prepare(frame: SensorFrame, policy: DataPolicy | None = None) -> tuple[Senso
             values = grid
 
     out = SensorFrame(time=time, values=values, sensors=list(frame.sensors), source=src,
-                      freq=step)
+                      freq=step, units=dict(frame.units), skipped=list(frame.skipped),
+                      labels=_carry_labels(frame, time))
     report = ValidationReport(
         source=src, n_rows_in=n_in, n_rows_out=len(time), sensors=list(frame.sensors),
         freq=_format_step(step) if step is not None else None, nan=nan, inf=inf,

@@ -142,6 +142,27 @@ class Forecaster(abc.ABC):
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`state_dict` returned."""
 
+    def with_intervals(self, levels: tuple[float, ...] = (0.8, 0.95), *,
+                       method: str = "aci") -> Any:
+        """This model wrapped so that :meth:`forecast` carries conformal intervals.
+
+        A bare model holds no record of its own errors, so its ``forecast().intervals``
+        is empty.  The returned :class:`~tsforge.models.transformed.TransformedForecaster`
+        (no transforms) scores every forecast against the reading that follows it and,
+        once ``warmup`` readings are scored per step (20 by default), returns
+        intervals at ``levels`` with every forecast::
+
+            model = create("holt_winters").with_intervals().fit(history)
+            for y in recent:
+                model.learn_one(y)
+            model.forecast().intervals[0.95]  # (lower, upper), each (H,)
+        """
+        from tsforge.intervals import IntervalConfig
+        from tsforge.models.transformed import TransformedForecaster
+
+        return TransformedForecaster(self, [], intervals=IntervalConfig(levels=tuple(levels),
+                                                                         method=method))
+
     @classmethod
     def test_params(cls) -> dict[str, Any]:
         """Small, fast hyper-parameters for the conformance suite (CI-sized runs)."""

@@ -53,6 +53,8 @@ class SourceSpec:
     ``path`` is a CSV file or a folder of CSV files; ``time_column`` and ``time_format``
     as for ``tsforge analyze``; ``freq`` the resampling step (``"auto"``: the median
     step, ``"none"``: keep as is).  The edge runtime also reads ``"stdin"``.
+    ``separator`` is the CSV separator (sniffed when empty); ``units`` maps sensors to
+    their unit (``{ OT = "°C" }``) for plot axes and tables.
     """
 
     kind: str = field(default="csv", metadata=_choices("csv", "stdin", "socket", "kafka"))
@@ -61,6 +63,8 @@ class SourceSpec:
     time_format: str = ""
     freq: str = "auto"
     columns: list[str] = field(default_factory=list)
+    separator: str = ""
+    units: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

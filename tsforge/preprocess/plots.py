@@ -28,6 +28,8 @@ def plot_decomposition(
     time: Any = None,
     title: str | None = None,
     acf: bool = True,
+    unit: str = "",
+    step: Any = None,
 ) -> Path:
     """Draw series, trend, seasonal and remainder panels (and the ACF) to a PNG.
 
@@ -53,6 +55,9 @@ def plot_decomposition(
     acf
         Add a panel with the autocorrelation used for season detection, the period
         and the detection threshold marked.
+    unit, step
+        The readings' unit (value axes) and sampling step (lag axis, ``× 15 min``);
+        left out of the labels when unknown.
 
     Returns
     -------
@@ -64,10 +69,12 @@ def plot_decomposition(
     DataError
         ``y`` or ``time`` does not match the report's length.
     """
-    fig = decomposition_figure(y, report, time=time, title=title, acf=acf)
+    from tsforge.report.figures import to_png
+
+    fig = decomposition_figure(y, report, time=time, title=title, acf=acf, unit=unit, step=step)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", dpi=90)
+    out.write_bytes(to_png(fig))
     return out
 
 
@@ -78,12 +85,14 @@ def decomposition_figure(
     time: Any = None,
     title: str | None = None,
     acf: bool = True,
+    unit: str = "",
+    step: Any = None,
 ) -> Any:
     """The matplotlib ``Figure`` drawn by :func:`plot_decomposition` (Agg canvas attached),
-    for callers that embed it elsewhere (an HTML report, a notebook)."""
+    for callers that embed it elsewhere (an HTML report, a notebook).  Without a season
+    the seasonal panel is left out (the title says so)."""
     require("matplotlib", "plotting a decomposition")
-    figure_mod = require("matplotlib.figure", "plotting a decomposition")
-    backend_agg = require("matplotlib.backends.backend_agg", "plotting a decomposition")
+    from tsforge.report.figures import finish, new_figure, step_text, value_label
 
     y = np.asarray(y, dtype=np.float64)
     if y.ndim != 1 or y.size != report.n:
@@ -101,37 +110,41 @@ def decomposition_figure(
     w, xw = y[-window:], x[-window:]
     dec = seasonality.decompose(w, report.period)
 
-    panels = 4 + int(acf)
-    fig = figure_mod.Figure(figsize=(11, 2.1 * panels), layout="constrained")
-    backend_agg.FigureCanvasAgg(fig)
-    axes = fig.subplots(panels, 1)
-    axes[0].plot(x, y, lw=0.6, color="tab:blue")
+    seasonal = report.period is not None
+    panels = 3 + int(seasonal) + int(acf)
+    fig, axes = new_figure(panels, 2.3 * panels)
+    axes[0].plot(x, y, lw=0.6, color="tab:blue", label="reading")
     if window < y.size:
         axes[0].axvspan(xw[0], xw[-1], color="tab:orange", alpha=0.12, label="analysed window")
-        axes[0].legend(loc="upper left", fontsize=8)
-    axes[0].set_ylabel("series")
+    axes[0].set_ylabel(value_label(report.name.split("/")[-1], unit))
     f_t = "" if report.trend_strength is None else f" (F_T={report.trend_strength:.2f})"
     f_s = "" if report.seasonal_strength is None else f" (F_S={report.seasonal_strength:.2f})"
-    for ax, values, label in (
-        (axes[1], dec.trend, "trend" + f_t),
-        (axes[2], dec.seasonal, "seasonal" + f_s),
-        (axes[3], dec.resid, "remainder"),
-    ):
+    parts = [(axes[1], dec.trend, "trend" + f_t, "trend" + f_t)]
+    if seasonal:
+        parts.append((axes[2], dec.seasonal, "seasonal" + f_s,
+                      f"seasonal, period {report.period} readings" + f_s))
+    parts.append((axes[1 + len(parts)], dec.resid, "remainder", "remainder"))
+    for ax, values, label, heading in parts:
         ax.plot(xw, values, lw=0.6, color="tab:gray" if label == "remainder" else "tab:blue")
-        ax.set_ylabel(label, fontsize=9)
-    for ax in axes[2:4]:
+        ax.set_ylabel(f"{label.split(' ')[0]} [{unit}]" if unit else label.split(" ")[0])
+        ax.set_title(heading, fontsize=10, loc="left")
+    for ax, *_ in parts[1:]:
         ax.sharex(axes[1])  # the window's panels move together
     if acf:
-        _acf_panel(axes[4], w, report)
+        _acf_panel(axes[-1], w, report, step_text(step))
 
     chain = " -> ".join(
         f"{s['kind']}({s['period']})" if "period" in s else s["kind"] for s in report.transforms
     )
-    fig.suptitle(title or f"{report.name}: {report.decision}; chain {chain}", fontsize=11)
+    no_season = "" if seasonal else "; no season found (no seasonal panel)"
+    fig.suptitle((title or f"{report.name}: {report.decision}; chain {chain}") + no_season,
+                 fontsize=12)
+    finish(list(axes[:-1] if acf else axes), x)
+    finish([axes[-1]] if acf else [])
     return fig
 
 
-def _acf_panel(ax: Any, w: np.ndarray, report: StationarityReport) -> None:
+def _acf_panel(ax: Any, w: np.ndarray, report: StationarityReport, step: str = "") -> None:
     """ACF of the window, levelled as :func:`analyze` levelled it for season detection."""
     detrend = seasonality.choose_detrend(
         report.decision, report.kpss_trend_pvalue or np.nan, report.alpha
@@ -147,5 +160,4 @@ def _acf_panel(ax: Any, w: np.ndarray, report: StationarityReport) -> None:
         ax.axvline(report.period, lw=1.0, color="tab:orange", label=f"period {report.period}")
     levelled = {"none": "", "linear": " (less line)", "local": " (less moving avg)"}[detrend]
     ax.set_ylabel("ACF" + levelled, fontsize=9)
-    ax.set_xlabel("lag")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlabel(f"lag (× {step})" if step else "lag (readings)")

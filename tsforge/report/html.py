@@ -26,7 +26,7 @@ PAGE = Template("""<!DOCTYPE html>
 <title>$title</title>
 <style>
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto;
-       max-width: 1100px; padding: 1.5em; color: #1d232a; line-height: 1.45; }
+       max-width: 1250px; padding: 1.5em; color: #1d232a; line-height: 1.45; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 h2 { border-bottom: 2px solid #d0d7de; padding-bottom: 0.2em; margin-top: 2em; }
 h3 { margin-top: 1.6em; }

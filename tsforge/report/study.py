@@ -118,7 +118,8 @@ def load(spec: Any, *, last: int | None = None) -> list[PreparedFile]:
         raise ConfigError(f"{spec.origin or 'pipeline spec'}: [source] path is empty; set it "
                           "to a CSV file or a folder of CSVs")
     return read_folder(src.path, columns=src.columns or None, time_col=src.time_column or None,
-                       time_format=src.time_format or None, last=last)
+                       time_format=src.time_format or None, last=last,
+                       separator=src.separator or None, units=src.units or None)
 
 
 def baseline_period(frame: Any, detected: int | None, n_train: int) -> int:
@@ -244,13 +245,15 @@ def study_sensor(prepared: PreparedFile, sensor: str, spec: Any, *,
     timeline = watch(y, result.test_start, one_step, transforms=transforms,
                      detectors=spec.drift.detectors, signals=spec.drift.signals,
                      params=spec.drift.params, sensor=key, time=frame.time)
-    t = frame.time
+    t, unit = frame.time, frame.unit(sensor)
     figs = {
         "decomposition": figures.decomposition_png(
             y[:n_train], stat, time=t[:n_train], title=f"{key}: STL decomposition "
-            "of the training part"),
-        "forecast": figures.forecast_png(result, pick.family, time=t, title=key),
-        "drift": figures.drift_png(y, timeline, time=t, title=key, events=prepared.events),
+            "of the training part", unit=unit, step=frame.freq),
+        "forecast": figures.forecast_png(result, pick.family, time=t, title=key, unit=unit,
+                                         events=prepared.events),
+        "drift": figures.drift_png(y, timeline, time=t, title=key, events=prepared.events,
+                                   unit=unit),
     }
     if "auto" in result.weights:
         figs["weights"] = figures.weights_png(result, time=t, title=key)

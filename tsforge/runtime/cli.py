@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--group", default=None, help="Kafka consumer group (kafka:// input)")
     verify = sub.add_parser("verify", help="check a bundle's checksums and print its index")
     verify.add_argument("model", help="bundle folder")
+    verify.add_argument("--json", action="store_true", help="also print the index as JSON")
     return parser
 
 
@@ -199,8 +200,13 @@ def main(argv: list[str] | None = None) -> int:
             from tsforge.runtime.bundle import verify_bundle
 
             index = verify_bundle(args.model)
-            print(json.dumps({k: index[k] for k in ("version", "current", "previous", "model",
-                                                    "sensor")}))
+            print(f"OK: {args.model} verified (every checksum matches); version "
+                  f"{index['version']}, serving {index['current']}, rollback "
+                  f"{index['previous'] or 'none'}, model {index['model']}, sensor "
+                  f"{index['sensor']}")
+            if args.json:
+                print(json.dumps({k: index[k] for k in ("version", "current", "previous",
+                                                        "model", "sensor")}))
             return 0
         with contextlib.ExitStack() as stack:
             dead = stack.enter_context(open(args.dead_letter, "a")) if args.dead_letter \

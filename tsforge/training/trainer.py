@@ -254,6 +254,8 @@ def train(
             break
         if result.steps_run >= budget:
             break
+    if hasattr(bar, "close"):
+        bar.close()
     module.load_state_dict(best_state)
     module.to("cpu")
     module.eval()
@@ -276,13 +278,9 @@ def evaluate(module: Any, tensors: tuple[Any, ...], loss_fn: LossFn, device: Any
 
 
 def _progress(iterable: Any, enabled: bool, desc: str) -> Any:
-    if not enabled:
-        return iterable
-    try:
-        tqdm = require("tqdm", "progress bars").tqdm
-    except ImportError:
-        return iterable
-    return tqdm(iterable, desc=desc, unit="epoch", leave=False, dynamic_ncols=True, disable=None)
+    from tsforge.progress import track
+
+    return track(iterable, desc, "epoch", force=enabled)
 
 
 def _save_checkpoint(
