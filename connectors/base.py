@@ -190,7 +190,9 @@ class DeadLetterSink:
 
     def send(self, value: bytes, reason: str, topic: str = "", partition: int = -1,
              offset: int = -1) -> None:
-        headers = [("reason", reason.encode()), ("source_topic", topic.encode()),
+        # Reasons quote message content, which may hold lone surrogates: never fail here.
+        headers = [("reason", reason[:2000].encode("utf-8", "backslashreplace")),
+                   ("source_topic", topic.encode()),
                    ("source_partition", str(partition).encode()),
                    ("source_offset", str(offset).encode())]
         key = f"{topic}|{partition}|{offset}".encode()
