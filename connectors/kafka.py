@@ -124,6 +124,16 @@ class KafkaSource:
         consumer = self._open()
         return (int(consumer.beginning_offsets([tp])[tp]), int(consumer.end_offsets([tp])[tp]))
 
+    def probe(self, timeout_s: float = 5.0) -> None:
+        """Ask the broker for the end offsets of the assigned partitions; raises
+        ``KafkaTimeoutError`` when it does not answer within ``timeout_s``."""
+        consumer = self._open()
+        tps = list(consumer.assignment()) or [  # out of the group: the topic's partitions
+            _kafka().TopicPartition(self.topic, p)
+            for p in sorted(consumer.partitions_for_topic(self.topic) or [])]
+        if tps:
+            consumer.end_offsets(tps, timeout_ms=int(timeout_s * 1000))
+
     def committed(self, partition: int) -> int | None:
         """The group's committed offset of ``partition`` (None: never committed)."""
         kafka = _kafka()
@@ -257,9 +267,10 @@ class KafkaSink:
     def flush(self, timeout_s: float | None = None) -> None:
         """Wait for every acknowledgement; raise :class:`SinkError` if some are missing.
 
-        Messages still in flight stay queued, and messages the producer refused or
-        gave up on are queued again, so calling ``flush`` again (after the broker
-        is back) delivers them; nothing is dropped.
+        Messages still in flight stay queued; when the producer gave up on some,
+        it is replaced and every unacknowledged message is queued again on the new
+        one, so calling ``flush`` again (after the broker is back) delivers them;
+        nothing is dropped (a message may then be delivered twice: same key).
         """
         producer = self.open()
         self._pending = [self._queue(*m[1:]) if m[0] is None else m for m in self._pending]
@@ -274,8 +285,15 @@ class KafkaSink:
             self._pending = []
             return
         first = failed[0][0].exception if failed else "no acknowledgement in time"
-        # The producer gave up on ``failed``: queue them again.
-        self._pending = waiting + [self._queue(*m[1:]) for m in failed]
+        if failed:
+            # The producer gave up on these; it may be in a state it cannot leave (an
+            # idempotent producer whose broker lost its sequence numbers): start a
+            # new one and queue every unacknowledged message on it.
+            self._producer.close(timeout=0)
+            self._producer = None
+            self._pending = [(None, *m[1:]) for m in waiting + failed]
+        else:
+            self._pending = waiting
         raise SinkError(f"{len(waiting) + len(failed)} of {len(pending)} message(s) to topic "
                         f"'{self.topic}' were not acknowledged (first error: {first}); "
                         "they stay queued and offsets were not committed")

@@ -134,6 +134,7 @@ class TcpProxy:
                 return
             try:
                 server = socket.create_connection(("127.0.0.1", self.upstream), 5)
+                server.settimeout(None)  # idle connections (group joins) wait long
             except OSError:
                 client.close()
                 continue

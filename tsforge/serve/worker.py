@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from tsforge.connectors.base import DeadLetterSink, Decoder, Sink, Source
+from tsforge.connectors.base import DeadLetterSink, Decoder, RawBatch, Sink, Source
 from tsforge.errors import ArtifactError
 from tsforge.serve.checkpoint import Checkpoint, CheckpointStore
 from tsforge.serve.engine import OnnxEngine
@@ -116,6 +116,9 @@ class Worker:
         self.ids = IdTags()
         self.auto_offset_reset = auto_offset_reset
         self.guard = BrokerGuard(outage_limit_s, health=health, metrics=metrics)
+        self._unchecked: dict[int, int | None] = {}  # assigned, start offset not checked yet
+        self.probe_every_s = 5.0
+        self._broker_seen = time.monotonic()
         source.on_rebalance(self._on_assigned, self._on_revoked, self._on_lost)
         if metrics is not None:
             for g in engine.groups:
@@ -134,7 +137,8 @@ class Worker:
         for p in partitions:
             self.owned.add(p)
             ckpt = self._restore(p)
-            self._check_start(p, ckpt)
+            # Checked after the poll returns: the client cannot block inside a callback.
+            self._unchecked[p] = None if ckpt is None else ckpt.offset
         self._set_partitions()
 
     def _restore(self, p: int) -> Checkpoint | None:
@@ -193,37 +197,61 @@ class Worker:
         for sensor in loaded:
             self.sensor_partition[sensor] = ckpt.partition
 
-    def _check_start(self, p: int, ckpt: Checkpoint | None) -> None:
-        """Reset a start offset outside the partition's range by ``auto_offset_reset``.
+    def _check_starts(self, raw: RawBatch) -> RawBatch:
+        """Reset start offsets outside their partition's range by ``auto_offset_reset``.
 
-        A checkpoint or a committed offset past the end means the topic was
-        recreated (or the broker lost it); one before the start, that retention
-        removed the messages.  Seeking there would read nothing (or fail), so the
-        partition continues at its first (``earliest``) or end (``latest``) offset.
+        Run for newly assigned partitions right after the poll.  A checkpoint or a
+        committed offset past the end means the topic was recreated (or the broker
+        lost it); one before the start, that retention removed the messages.  Such
+        a partition continues at its first (``earliest``) or end (``latest``)
+        offset; whatever this poll read from it is dropped (read again after the
+        seek).
         """
+        unchecked, self._unchecked = self._unchecked, {}
         offset_range = getattr(self.source, "offset_range", None)
         if offset_range is None:
+            return raw
+        reset: list[int] = []
+        for p, saved in unchecked.items():
+            if p not in self.owned:
+                continue
+            try:
+                start = saved if saved is not None else self.source.committed(p)
+                if start is None:
+                    continue
+                first, end = offset_range(p)
+            except Exception as exc:  # no answer now: the client's own reset still applies
+                log.warning("offset range check skipped", extra={"fields": {
+                    "partition": p, "error": f"{type(exc).__name__}: {exc}"[:300]}})
+                continue
+            if first <= start <= end:
+                continue
+            to = first if self.auto_offset_reset == "earliest" else end
+            log.warning("start offset outside the partition; reset by auto_offset_reset",
+                        extra={"fields": {"partition": p, "offset": start, "first": first,
+                                          "end": end, "reset_to": to,
+                                          "auto_offset_reset": self.auto_offset_reset}})
+            if self.metrics is not None:
+                self.metrics.offset_resets.labels(str(p)).inc()
+            self.source.seek(p, to)
+            self.positions[p] = to
+            reset.append(p)
+        if reset and len(raw):
+            keep = ~np.isin(raw.partitions, reset)
+            raw = RawBatch([v for v, k in zip(raw.values, keep.tolist()) if k],
+                           raw.partitions[keep], raw.offsets[keep], raw.topic)
+        return raw
+
+    def _probe_when_idle(self) -> None:
+        """While no message arrives, ask the broker every few seconds whether it is there,
+        so an outage is noticed (``degraded``, the limit) even without traffic."""
+        probe = getattr(self.source, "probe", None)
+        if probe is None or not self.owned:
             return
-        try:
-            start = ckpt.offset if ckpt is not None else self.source.committed(p)
-            if start is None:
-                return
-            first, end = offset_range(p)
-        except Exception as exc:  # the broker did not answer: the fetcher's own reset applies
-            log.warning("offset range check skipped", extra={"fields": {
-                "partition": p, "error": f"{type(exc).__name__}: {exc}"[:300]}})
+        if time.monotonic() - self._broker_seen < self.probe_every_s:
             return
-        if first <= start <= end:
-            return
-        to = first if self.auto_offset_reset == "earliest" else end
-        log.warning("start offset outside the partition; reset by auto_offset_reset",
-                    extra={"fields": {"partition": p, "offset": start, "first": first,
-                                      "end": end, "reset_to": to,
-                                      "auto_offset_reset": self.auto_offset_reset}})
-        if self.metrics is not None:
-            self.metrics.offset_resets.labels(str(p)).inc()
-        self.source.seek(p, to)
-        self.positions[p] = to
+        self.guard.call("probe broker", probe)
+        self._broker_seen = time.monotonic()
 
     def _on_revoked(self, partitions: list[int]) -> None:
         if self._closing:  # leaving the group in close(): run() has checkpointed already
@@ -327,10 +355,13 @@ class Worker:
     def poll_once(self) -> PollReport:
         """Process one poll end to end (see the module docstring)."""
         raw = self.source.poll(self.poll_timeout_s)
+        if self._unchecked:
+            raw = self._check_starts(raw)
         t0 = time.perf_counter()
         if self.health is not None:
             self.health.last_poll = time.monotonic()
         if len(raw) == 0:
+            self._probe_when_idle()
             done = self._maybe_checkpoint()
             return PollReport(0, 0, 0, 0, time.perf_counter() - t0, done)
         good, rejected = decode_isolating(self.decoder, raw)
@@ -378,6 +409,7 @@ class Worker:
         self.dead_letters.send_rejected(raw, rejected)
         self.guard.call("produce forecasts", self.sink.flush)
         self.guard.call("produce dead letters", self.dead_letters.flush)
+        self._broker_seen = time.monotonic()
 
     def _switched(self, switches: list[tuple[Any, Any, Any]]) -> None:
         """Log and count each rollback of the engine (see :mod:`tsforge.serve.shadow`)."""
