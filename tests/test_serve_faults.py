@@ -307,3 +307,38 @@ def test_range_check_rejects_or_clips():
     clip = ValidateSpec(range=[-100.0, 100.0], sensors={"b": [0, 10]}, policy="clip")
     kept = RangeCheck(clip).apply(batch, Rejected())
     assert kept.values[:, 0].tolist() == [1.0, 10.0, -100.0]
+
+
+def test_resuming_from_a_checkpoint_repeats_ids_and_numbers(served_models, tmp_path):
+    """A worker resuming from a mid-stream checkpoint forecasts what an uninterrupted one
+    did, duplicate timestamps included (same ids, same numbers)."""
+    from tsforge.serve import CheckpointStore, OnnxEngine, Worker
+    from tsforge.serve.models import load_groups
+
+    msgs = []
+    for t in range(40):
+        for s in served_models.sensors[:2]:
+            y = float(served_models.stream[s][t])
+            ts = served_models.start_ms + t * served_models.step_ms
+            msgs.append(json.dumps({"sensor": s, "ts": ts, "value": y}).encode())
+            if t % 7 == 3:
+                msgs.append(json.dumps({"sensor": s, "ts": ts, "value": y + 0.5}).encode())
+
+    def serve(stream, store):
+        out = MemorySink()
+        worker = Worker(MemorySource(stream, max_records=13), JsonDecoder(),
+                        OnnxEngine(load_groups(served_models.store)), out,
+                        DeadLetterSink(MemorySink()), store, checkpoint_every_s=0.0)
+        for _ in worker.run(lambda: worker.source.position >= len(stream)):
+            pass
+        return {json.loads(v)["id"]: json.loads(v)["mean"] for _, v, _ in out.messages}
+
+    whole = serve(msgs, CheckpointStore(tmp_path / "a", topic="memory", group_id="g"))
+    store = CheckpointStore(tmp_path / "b", topic="memory", group_id="g")
+    first = serve(msgs[:50], store)
+    assert store.load(0).offset == 50
+    rest = serve(msgs, store)
+    assert set(first) | set(rest) == set(whole) and not set(first) & set(rest)
+    assert any("#" in i for i in rest)
+    for i, mean in {**first, **rest}.items():
+        assert mean == pytest.approx(whole[i], rel=1e-9, abs=1e-9), i
