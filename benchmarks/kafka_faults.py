@@ -8,10 +8,10 @@ with duplicate timestamps; two ``tsforge serve`` worker processes in one group,
 restarted like an orchestrator would when they exit.
 
 - baseline: the clean stream (no poison, no kills, no outage);
-- candidate: the same valid readings in chunks, with poison messages of 14 kinds
-  among them; after chunks, ``--kills`` kill -9 of a worker (restarted one second
-  later; before one restart its partition's checkpoint is truncated), and one
-  broker outage of ``--outage-s`` seconds.
+- candidate: the same valid readings sent over ``--stream-s`` seconds with poison
+  messages of 14 kinds among them; meanwhile ``--kills`` kill -9 of a worker
+  (restarted one second later; before the second restart every checkpoint file is
+  truncated to half), and one broker outage of ``--outage-s`` seconds.
 
 Figures (from the topics read back after the run):
 
@@ -41,6 +41,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -108,15 +109,6 @@ def _stream(series: dict, per_sensor: int, poison: bool, seed: int = 0) -> list[
             msg = (s.encode(), template.replace(b"%(s)s", s.encode()), "poison")
             out.insert(int(rng.integers(0, len(out))), msg)
     return out
-
-
-def _send(bootstrap: str, topic: str, messages: list[tuple]) -> None:
-    from tsforge.connectors import KafkaSink
-
-    sink = KafkaSink(bootstrap, topic)
-    for key, value, _ in messages:
-        sink.send(key, value)
-    sink.close()
 
 
 class Workers:
@@ -217,13 +209,29 @@ def _score(bootstrap: str, name: str, sent: dict[bytes, str]) -> dict:
             "ratio": round(forecast / max(1, len(want)), 4)}
 
 
-def _wait_for_forecasts(bootstrap: str, topic: str, n: int, timeout_s: float) -> None:
-    """Until ``topic`` holds ``n`` messages (the workers are into the chunk) or timeout."""
-    from tsforge.connectors import read_topic
+def _trickle(bootstrap: str, topic: str, stream: list[tuple], seconds: float,
+             outage: threading.Event) -> None:
+    """Send ``stream`` in 0.25 s slices over ``seconds`` (all at once for 0), pausing
+    while ``outage`` is set, so that kills and the outage meet busy workers."""
+    from tsforge.connectors import KafkaSink
+    from tsforge.connectors.base import SinkError
 
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and len(read_topic(bootstrap, topic)) < n:
-        time.sleep(0.2)
+    slices = max(1, int(seconds / 0.25))
+    size = -(-len(stream) // slices)
+    sink = KafkaSink(bootstrap, topic)
+    for i in range(slices):
+        while outage.is_set():
+            time.sleep(0.1)
+        for key, value, _ in stream[i * size:(i + 1) * size]:
+            sink.send(key, value)
+        while True:
+            try:
+                sink.flush()
+                break
+            except SinkError:  # the proxy was cut meanwhile: the messages stay queued
+                time.sleep(0.5)
+        time.sleep(0.25)
+    sink.close()
 
 
 def run(root: Path, bootstrap: str, proxy, store: Path, series: dict, args, *, name: str,
@@ -240,32 +248,34 @@ def run(root: Path, bootstrap: str, proxy, store: Path, series: dict, args, *, n
     ckpts = CheckpointStore(root / f"{name}-ckpt", topic=f"{name}-in", group_id=name)
     t0 = time.monotonic()
     workers = Workers(config, bootstrap, args.workers, root)
-    chunks = 1 + args.kills if faults else 1
-    size = -(-len(stream) // chunks)
-    events = []
+    events: list[str] = []
+    outage = threading.Event()
+    feeder = threading.Thread(target=_trickle, args=(bootstrap, f"{name}-in", stream,
+                                                     args.stream_s if faults else 0.0, outage))
     try:
-        for c in range(chunks):
-            _send(bootstrap, f"{name}-in", stream[c * size:(c + 1) * size])
+        feeder.start()
+        for k in range(args.kills if faults else 0):
+            time.sleep(args.stream_s / (args.kills + 1))  # kills spread over the stream
             workers.supervise()
-            if not faults or c == chunks - 1:
-                continue
-            _wait_for_forecasts(bootstrap, f"{name}-out", int((c + 0.3) * size), args.gap_s)
-            victim = c % args.workers
+            victim = k % args.workers
             workers.kill(victim)
             events.append(f"kill -9 worker {victim}")
-            if c == 1:  # a checkpoint torn by the crash: truncated to half
-                path = ckpts.path(0)
-                if path.exists():
-                    data = path.read_bytes()
-                    path.write_bytes(data[: len(data) // 2])
-                    events.append("truncated p0.npz")
+            if k == 1:  # checkpoints torn by the crash: truncated to half (the survivor
+                for path in ckpts.root.rglob("p*.npz"):  # rewrites its own on hand-over)
+                    if ".prev." not in path.name:
+                        data = path.read_bytes()
+                        path.write_bytes(data[: len(data) // 2])
+                events.append("checkpoints truncated")
             time.sleep(1.0)
             workers.start(victim)
-            if c == chunks // 2:
+            if k == args.kills // 2:
+                outage.set()  # the feeder pauses: its producer goes through the proxy too
                 proxy.cut()
                 events.append(f"outage {args.outage_s:g} s")
                 time.sleep(args.outage_s)
                 proxy.restore()
+                outage.clear()
+        feeder.join()
         deadline = time.monotonic() + args.timeout_s
         while time.monotonic() < deadline:
             workers.supervise()
@@ -289,13 +299,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kills", type=int, default=10)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--outage-s", type=float, default=15.0)
-    ap.add_argument("--gap-s", type=float, default=60.0,
-                    help="longest wait for the workers to be into a chunk before a kill")
+    ap.add_argument("--stream-s", type=float, default=120.0,
+                    help="seconds over which the faulted run's messages are sent")
     ap.add_argument("--timeout-s", type=float, default=600.0)
+    ap.add_argument("--workdir", default="", help="keep configs, checkpoints and worker logs "
+                    "here (default: a temporary folder)")
     args = ap.parse_args(argv)
     if args.quick:
         args.sensors, args.readings, args.kills = 8, 150, 3
-        args.outage_s, args.gap_s, args.timeout_s = 15.0, 30.0, 150.0
+        args.outage_s, args.stream_s, args.timeout_s = 15.0, 30.0, 150.0
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from tsforge.connectors.local_broker import LocalBroker, TcpProxy
 
@@ -303,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.readings} readings, {args.workers} workers, {args.kills} kills, "
           f"outage {args.outage_s:g} s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+        root = Path(args.workdir or tmp)
+        root.mkdir(parents=True, exist_ok=True)
         series, _ = _readings(args.sensors, args.readings)
         store = _fit_store(root, series, horizon=1)
         proxy = TcpProxy().start()

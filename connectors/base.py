@@ -46,6 +46,11 @@ class RawBatch:
     def empty(cls, topic: str = "") -> RawBatch:
         return cls([], np.zeros(0, np.int32), np.zeros(0, np.int64), topic)
 
+    def take(self, keep: np.ndarray) -> RawBatch:
+        """The messages where the boolean mask ``keep`` is true."""
+        return RawBatch([v for v, k in zip(self.values, keep.tolist()) if k],
+                        self.partitions[keep], self.offsets[keep], self.topic)
+
     def next_positions(self) -> dict[int, int]:
         """Per partition, the offset after the last message of this batch."""
         out: dict[int, int] = {}

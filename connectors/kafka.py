@@ -117,12 +117,18 @@ class KafkaSource:
         kafka = _kafka()
         self._open().seek(kafka.TopicPartition(self.topic, partition), int(offset))
 
-    def offset_range(self, partition: int) -> tuple[int, int]:
-        """``(first offset, end offset)`` of ``partition`` on the broker now."""
+    def offset_range(self, partition: int) -> tuple[int, int | None]:
+        """``(first offset, end offset)`` of ``partition``; end is None before a fetch.
+
+        The end is the high watermark of the last fetch response for the partition
+        (since its assignment), not a ListOffsets answer: some Kafka-protocol brokers
+        (Tansu) answer "latest" with the start of the last record batch.
+        """
         kafka = _kafka()
         tp = kafka.TopicPartition(self.topic, partition)
         consumer = self._open()
-        return (int(consumer.beginning_offsets([tp])[tp]), int(consumer.end_offsets([tp])[tp]))
+        end = consumer.highwater(tp)
+        return int(consumer.beginning_offsets([tp])[tp]), None if end is None else int(end)
 
     def probe(self, timeout_s: float = 5.0) -> None:
         """Ask the broker for the end offsets of the assigned partitions; raises

@@ -200,12 +200,13 @@ class Worker:
     def _check_starts(self, raw: RawBatch) -> RawBatch:
         """Reset start offsets outside their partition's range by ``auto_offset_reset``.
 
-        Run for newly assigned partitions right after the poll.  A checkpoint or a
+        Run for newly assigned partitions after each poll, until the broker has
+        reported the partition's end (in a fetch response).  A checkpoint or a
         committed offset past the end means the topic was recreated (or the broker
         lost it); one before the start, that retention removed the messages.  Such
         a partition continues at its first (``earliest``) or end (``latest``)
         offset; whatever this poll read from it is dropped (read again after the
-        seek).
+        seek).  Until checked, a partition's messages are not processed.
         """
         unchecked, self._unchecked = self._unchecked, {}
         offset_range = getattr(self.source, "offset_range", None)
@@ -224,6 +225,10 @@ class Worker:
                 log.warning("offset range check skipped", extra={"fields": {
                     "partition": p, "error": f"{type(exc).__name__}: {exc}"[:300]}})
                 continue
+            if end is None:  # no fetch response yet: check after the next poll
+                if not (raw.partitions == p).any():  # (messages came: the start was valid)
+                    self._unchecked[p] = start
+                continue
             if first <= start <= end:
                 continue
             to = first if self.auto_offset_reset == "earliest" else end
@@ -233,14 +238,39 @@ class Worker:
                                           "auto_offset_reset": self.auto_offset_reset}})
             if self.metrics is not None:
                 self.metrics.offset_resets.labels(str(p)).inc()
-            self.source.seek(p, to)
-            self.positions[p] = to
+            self.seek_to(p, to)
             reset.append(p)
         if reset and len(raw):
-            keep = ~np.isin(raw.partitions, reset)
-            raw = RawBatch([v for v, k in zip(raw.values, keep.tolist()) if k],
-                           raw.partitions[keep], raw.offsets[keep], raw.topic)
+            raw = raw.take(~np.isin(raw.partitions, reset))
         return raw
+
+    def seek_to(self, p: int, offset: int) -> None:
+        """Continue partition ``p`` at ``offset`` (the sensors keep their state)."""
+        self.source.seek(p, offset)
+        self.positions[p] = offset
+
+    def _drop_already_applied(self, raw: RawBatch) -> RawBatch:
+        """Drop messages before a partition's position: the sensors' state holds them.
+
+        After a rebalance the client may deliver a partition from its committed
+        offset although the worker resumed its state from a later checkpoint (a
+        crash between the checkpoint and the commit); feeding those readings again
+        would apply them twice to the state.  They were forecast and acknowledged
+        before, so they are skipped (and logged).
+        """
+        pos = self.positions
+        behind = np.fromiter((pos.get(p, -1) for p in raw.partitions.tolist()), np.int64,
+                             len(raw))
+        stale = raw.offsets < behind
+        if not stale.any():
+            return raw
+        for p in np.unique(raw.partitions[stale]).tolist():
+            mine = stale & (raw.partitions == p)
+            log.warning("messages before the restored position skipped (already in the "
+                        "state)", extra={"fields": {
+                            "partition": p, "first": int(raw.offsets[mine].min()),
+                            "position": pos[p], "skipped": int(mine.sum())}})
+        return raw.take(~stale)
 
     def _probe_when_idle(self) -> None:
         """While no message arrives, ask the broker every few seconds whether it is there,
@@ -357,6 +387,8 @@ class Worker:
         raw = self.source.poll(self.poll_timeout_s)
         if self._unchecked:
             raw = self._check_starts(raw)
+        if len(raw):
+            raw = self._drop_already_applied(raw)
         t0 = time.perf_counter()
         if self.health is not None:
             self.health.last_poll = time.monotonic()
