@@ -46,6 +46,11 @@ class RawBatch:
     def empty(cls, topic: str = "") -> RawBatch:
         return cls([], np.zeros(0, np.int32), np.zeros(0, np.int64), topic)
 
+    def take(self, keep: np.ndarray) -> RawBatch:
+        """The messages where the boolean mask ``keep`` is true."""
+        return RawBatch([v for v, k in zip(self.values, keep.tolist()) if k],
+                        self.partitions[keep], self.offsets[keep], self.topic)
+
     def next_positions(self) -> dict[int, int]:
         """Per partition, the offset after the last message of this batch."""
         out: dict[int, int] = {}
@@ -190,7 +195,9 @@ class DeadLetterSink:
 
     def send(self, value: bytes, reason: str, topic: str = "", partition: int = -1,
              offset: int = -1) -> None:
-        headers = [("reason", reason.encode()), ("source_topic", topic.encode()),
+        # Reasons quote message content, which may hold lone surrogates: never fail here.
+        headers = [("reason", reason[:2000].encode("utf-8", "backslashreplace")),
+                   ("source_topic", topic.encode()),
                    ("source_partition", str(partition).encode()),
                    ("source_offset", str(offset).encode())]
         key = f"{topic}|{partition}|{offset}".encode()

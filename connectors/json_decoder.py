@@ -26,6 +26,7 @@ import numpy as np
 from tsforge.connectors.base import RawBatch, ReadingBatch, Rejected
 
 _NUM = (int, float)
+_TS_MIN, _TS_MAX = -(2**63), 2**63 - 1
 
 
 class _Bad:
@@ -111,14 +112,17 @@ class JsonDecoder:
             return None
         if not {type(v) for v in values} <= {int, float}:
             return None
-        vals = np.asarray(values, dtype=np.float64)
+        try:  # an integer beyond float64 or a timestamp beyond int64 overflows here
+            vals = np.asarray(values, dtype=np.float64)
+            ts = np.asarray(stamps, dtype=np.int64)
+        except (OverflowError, ValueError, TypeError):
+            return None
         if not self.allow_nonfinite and not np.isfinite(vals).all():
             return None
         sensor = np.asarray(sensors)
         if (sensor == "").any():
             return None
-        return ReadingBatch(sensor, np.asarray(stamps, dtype=np.int64), vals[:, None],
-                            np.arange(n))
+        return ReadingBatch(sensor, ts, vals[:, None], np.arange(n))
 
     def _decode_slow(self, objs: list[Any]) -> tuple[ReadingBatch, Rejected]:
         rejected = Rejected()
@@ -177,33 +181,48 @@ class JsonDecoder:
         if len(raw) != self.channels:
             return _Bad(f"'{where}' has {len(raw)} number(s), the model expects "
                         f"{self.channels} (target first, then covariates)")
+        out: list[float] = []
         for v in raw:
             if isinstance(v, bool) or not isinstance(v, _NUM):
                 return _Bad(f"field '{where}' must hold numbers, got {_show(v)}")
-            if not self.allow_nonfinite and not math.isfinite(v):
-                return _Bad(f"field '{where}' is not finite ({v}); send a number or "
+            try:
+                f = float(v)
+            except OverflowError:
+                return _Bad(f"field '{where}' holds an integer beyond the float64 range "
+                            f"({_show(v)})")
+            if not self.allow_nonfinite and not math.isfinite(f):
+                return _Bad(f"field '{where}' is not finite ({f}); send a number or "
                             "leave the reading out")
-        return [float(v) for v in raw]
+            out.append(f)
+        return out
 
 
 def _timestamp_ms(ts: Any) -> int | _Bad:
     if isinstance(ts, bool):
         return _Bad(f"expected epoch milliseconds or ISO-8601, got {_show(ts)}")
     if isinstance(ts, int):
+        if not _TS_MIN <= ts <= _TS_MAX:
+            return _Bad(f"epoch milliseconds {_show(ts)} outside the int64 range")
         return ts
     if isinstance(ts, str):
         try:
             dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-        except ValueError:
-            return _Bad(f"'{ts[:40]}' is not an ISO-8601 timestamp")
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        return round(dt.timestamp() * 1000)
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=timezone.utc)
+            return round(dt.timestamp() * 1000)
+        except (ValueError, OverflowError, OSError):
+            return _Bad(f"{ts[:40]!r} is not an ISO-8601 timestamp")
     return _Bad(f"expected epoch milliseconds (integer) or ISO-8601 string, got {_show(ts)}")
 
 
 def _show(v: Any) -> str:
-    text = json.dumps(v) if not isinstance(v, float) else repr(v)
+    """A short description of a JSON value for a reason (never raises)."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10**40:
+        return f"int of about {int(v.bit_length() * 0.30103) + 1} digits"
+    try:
+        text = json.dumps(v) if not isinstance(v, float) else repr(v)
+    except (ValueError, TypeError, RecursionError):
+        text = "..."
     return f"{type(v).__name__} {text[:40]}"
 
 

@@ -58,6 +58,9 @@ class KafkaSource:
             "max_poll_interval_ms": max_poll_interval_ms,
             "heartbeat_interval_ms": heartbeat_interval_ms,
             "fetch_max_bytes": 64 << 20, "max_partition_fetch_bytes": 8 << 20,
+            # Reconnect within a second of the broker's return (the client's default
+            # back-off grows to 30 s, longer than a typical outage).
+            "reconnect_backoff_max_ms": 1000,
             **(consumer_options or {}),
         }
         self._callbacks: tuple[RebalanceCallback, RebalanceCallback,
@@ -113,6 +116,35 @@ class KafkaSource:
     def seek(self, partition: int, offset: int) -> None:
         kafka = _kafka()
         self._open().seek(kafka.TopicPartition(self.topic, partition), int(offset))
+
+    def offset_range(self, partition: int) -> tuple[int, int | None]:
+        """``(first offset, end offset)`` of ``partition``; end is None before a fetch.
+
+        The end is the high watermark of the last fetch response for the partition
+        (since its assignment), not a ListOffsets answer: some Kafka-protocol brokers
+        (Tansu) answer "latest" with the start of the last record batch.
+        """
+        kafka = _kafka()
+        tp = kafka.TopicPartition(self.topic, partition)
+        consumer = self._open()
+        end = consumer.highwater(tp)
+        return int(consumer.beginning_offsets([tp])[tp]), None if end is None else int(end)
+
+    def probe(self, timeout_s: float = 5.0) -> None:
+        """Ask the broker for the end offsets of the assigned partitions; raises
+        ``KafkaTimeoutError`` when it does not answer within ``timeout_s``."""
+        consumer = self._open()
+        tps = list(consumer.assignment()) or [  # out of the group: the topic's partitions
+            _kafka().TopicPartition(self.topic, p)
+            for p in sorted(consumer.partitions_for_topic(self.topic) or [])]
+        if tps:
+            consumer.end_offsets(tps, timeout_ms=int(timeout_s * 1000))
+
+    def committed(self, partition: int) -> int | None:
+        """The group's committed offset of ``partition`` (None: never committed)."""
+        kafka = _kafka()
+        offset = self._open().committed(kafka.TopicPartition(self.topic, partition))
+        return None if offset is None else int(offset)
 
     def commit(self, positions: dict[int, int], *, wait: bool = True) -> None:
         """Commit ``positions``; ``wait=False`` sends the commit without blocking.
@@ -181,24 +213,32 @@ class KafkaSink:
         survives a broker failure.
     linger_ms, batch_size
         Producer batching (throughput against latency).
+    flush_timeout_s
+        Longest wait of one :meth:`flush`; the worker retries a flush that timed
+        out while the broker is away (:mod:`tsforge.serve.outage`).
     producer_options
         Any further ``KafkaProducer`` keyword (security, compression).
     """
 
     def __init__(self, bootstrap_servers: list[str] | str, topic: str, *, acks: Any = "all",
-                 linger_ms: int = 5, batch_size: int = 1 << 20,
+                 linger_ms: int = 5, batch_size: int = 1 << 20, flush_timeout_s: float = 10.0,
                  producer_options: dict[str, Any] | None = None) -> None:
         self.topic = topic
         self.options: dict[str, Any] = {
             "bootstrap_servers": bootstrap_servers, "acks": acks, "linger_ms": linger_ms,
             "batch_size": batch_size, "max_request_size": 16 << 20,
+            "reconnect_backoff_max_ms": 1000, "max_block_ms": 10000,
             **(producer_options or {}),
         }
+        self.flush_timeout_s = flush_timeout_s
         self._producer: Any = None
-        self._pending: list[Any] = []
+        # Queued messages: (future, key, value, headers), kept until acknowledged so
+        # that a message the producer gave up on can be sent again.
+        self._pending: list[tuple[Any, bytes | None, bytes, Any]] = []
         self._closed = False
 
-    def _open(self) -> Any:
+    def open(self) -> Any:
+        """Connect the producer now (the worker does so at start-up, not on the first send)."""
         if self._closed:
             raise ClosedError(f"KafkaSink({self.topic}) is closed")
         if self._producer is None:
@@ -207,29 +247,69 @@ class KafkaSink:
 
     def send(self, key: bytes | None, value: bytes,
              headers: list[tuple[str, bytes]] | None = None) -> None:
-        self._pending.append(self._open().send(self.topic, value=value, key=key,
-                                               headers=headers))
+        self._pending.append(self._queue(key, value, headers))
 
     def send_many(self, keys: list[bytes], values: list[bytes]) -> None:
         """Queue many unheaded messages (the forecast path's hot loop)."""
-        send, topic = self._open().send, self.topic
-        self._pending.extend([send(topic, value=v, key=k) for k, v in zip(keys, values)])
+        send, topic = self.open().send, self.topic
+        done = 0
+        try:
+            for k, v in zip(keys, values):
+                self._pending.append((send(topic, value=v, key=k), k, v, None))
+                done += 1
+        except _kafka().errors.KafkaTimeoutError:  # no metadata: the broker is away
+            self._pending.extend(self._queue(k, v, None)
+                                 for k, v in zip(keys[done:], values[done:]))
 
-    def flush(self, timeout_s: float = 60.0) -> None:
-        producer = self._open()
-        producer.flush(timeout=timeout_s)
-        pending, self._pending = self._pending, []
-        failed = [f for f in pending if not f.is_done or f.failed()]
+    def _queue(self, key: bytes | None, value: bytes,
+               headers: list[tuple[str, bytes]] | None) -> tuple[Any, bytes | None, bytes, Any]:
+        """Hand one message to the producer; future None if it could not take it now."""
+        try:
+            future = self.open().send(self.topic, value=value, key=key, headers=headers)
+        except _kafka().errors.KafkaTimeoutError:
+            future = None
+        return (future, key, value, headers)
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Wait for every acknowledgement; raise :class:`SinkError` if some are missing.
+
+        Messages still in flight stay queued; when the producer gave up on some,
+        it is replaced and every unacknowledged message is queued again on the new
+        one, so calling ``flush`` again (after the broker is back) delivers them;
+        nothing is dropped (a message may then be delivered twice: same key).
+        """
+        producer = self.open()
+        self._pending = [self._queue(*m[1:]) if m[0] is None else m for m in self._pending]
+        try:
+            producer.flush(timeout=self.flush_timeout_s if timeout_s is None else timeout_s)
+        except _kafka().errors.KafkaTimeoutError:
+            pass  # the unacknowledged messages are counted below
+        pending = self._pending
+        waiting = [m for m in pending if m[0] is None or not m[0].is_done]
+        failed = [m for m in pending if m[0] is not None and m[0].is_done and m[0].failed()]
+        if not waiting and not failed:
+            self._pending = []
+            return
+        first = failed[0][0].exception if failed else "no acknowledgement in time"
         if failed:
-            first = failed[0].exception if failed[0].is_done else "no acknowledgement in time"
-            raise SinkError(f"{len(failed)} of {len(pending)} message(s) to topic "
-                            f"'{self.topic}' were not acknowledged (first error: {first}); "
-                            "offsets were not committed, so they will be processed again")
+            # The producer gave up on these; it may be in a state it cannot leave (an
+            # idempotent producer whose broker lost its sequence numbers): start a
+            # new one and queue every unacknowledged message on it.
+            self._producer.close(timeout=0)
+            self._producer = None
+            self._pending = [(None, *m[1:]) for m in waiting + failed]
+        else:
+            self._pending = waiting
+        raise SinkError(f"{len(waiting) + len(failed)} of {len(pending)} message(s) to topic "
+                        f"'{self.topic}' were not acknowledged (first error: {first}); "
+                        "they stay queued and offsets were not committed")
 
     def close(self) -> None:
         if self._producer is not None and not self._closed:
-            self.flush()
-            self._producer.close()
+            try:
+                self.flush()
+            finally:
+                self._producer.close(timeout=5)
         self._closed = True
 
 

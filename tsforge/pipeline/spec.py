@@ -84,6 +84,8 @@ class KafkaSpec:
     session_timeout_ms: int = 10000
     max_poll_interval_ms: int = 30000
     output_layout: str = field(default="step", metadata=_choices("step", "reading", "batch"))
+    #: How long the broker may be unreachable (produce, commit) before the worker exits.
+    outage_limit_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,26 @@ class CheckpointSpec:
 
 
 @dataclass(frozen=True)
+class ValidateSpec:
+    """The physical range of readings (``use = "kafka"``).
+
+    A reading with a value outside ``[low, high]`` (``range`` for every sensor,
+    ``sensors = { NAME = [low, high] }`` per sensor) is sent to the dead-letter
+    topic (``policy = "dead_letter"``) or clipped to the range (``"clip"``).
+    ``range = [-inf, inf]`` turns the check off.
+    """
+
+    range: list[float] = field(default_factory=lambda: [-1e9, 1e9])
+    sensors: dict[str, Any] = field(default_factory=dict)
+    policy: str = field(default="dead_letter", metadata=_choices("dead_letter", "clip"))
+
+    def bounds(self, sensor: str) -> tuple[float, float]:
+        """``(low, high)`` of ``sensor``."""
+        low, high = self.sensors.get(sensor, self.range)
+        return float(low), float(high)
+
+
+@dataclass(frozen=True)
 class MetricsSpec:
     """Prometheus metrics and the health endpoint (``port = 0`` turns them off)."""
 
@@ -185,6 +207,7 @@ class PipelineSpec:
     monitor: MonitorSpec = field(default_factory=MonitorSpec)
     checkpoint: CheckpointSpec = field(default_factory=CheckpointSpec)
     metrics: MetricsSpec = field(default_factory=MetricsSpec)
+    validate: ValidateSpec = field(default_factory=ValidateSpec)
     output: OutputSpec = field(default_factory=OutputSpec)
     #: The file the spec was read from (None when parsed from a dict).
     origin: Path | None = None
@@ -212,6 +235,7 @@ _SECTIONS: dict[str, type] = {
     "monitor": MonitorSpec,
     "checkpoint": CheckpointSpec,
     "metrics": MetricsSpec,
+    "validate": ValidateSpec,
     "output": OutputSpec,
 }
 # Fields holding paths, resolved against the spec file's directory.
@@ -259,7 +283,21 @@ def parse_spec(table: dict[str, Any], origin: Path | None = None) -> PipelineSpe
     spec = PipelineSpec(name=table["name"], use=table["use"], sensors=sensors,
                         origin=origin, **sections)
     _check_families(spec, where)
+    _check_ranges(spec.validate, where)
     return spec
+
+
+def _check_ranges(validate: ValidateSpec, where: str) -> None:
+    """Every range of ``[validate]`` is two numbers, low < high (inf allowed)."""
+    named = [("range", validate.range)]
+    named += [(f"sensors.{n}", r) for n, r in validate.sensors.items()]
+    for key, r in named:
+        ok = (isinstance(r, list) and len(r) == 2
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r)
+              and float(r[0]) < float(r[1]))
+        if not ok:
+            raise ConfigError(f"{where}: [validate] {key} = {r!r} is not valid; give "
+                              "[low, high] with low < high (use -inf/inf for no bound)")
 
 
 def _check_families(spec: PipelineSpec, where: str) -> None:

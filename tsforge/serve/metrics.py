@@ -3,7 +3,8 @@
 One small HTTP server on ``[metrics] port`` (9108 by default) answers
 ``GET /metrics`` (Prometheus text format, prometheus-client) and ``GET /healthz``
 (JSON; 200 while the worker polls, 503 once it has not polled for
-``stale_after_s`` seconds or has stopped).  Each worker has its own collector
+``stale_after_s`` seconds or has stopped; 200 with ``"status": "degraded"`` while
+the broker is unreachable and the worker waits for it).  Each worker has its own collector
 registry, so several workers can live in one process (tests).
 """
 
@@ -51,6 +52,17 @@ class WorkerMetrics:
                                       registry=r)
         self.partitions = pc.Gauge("tsforge_assigned_partitions", "Partitions assigned",
                                    registry=r)
+        self.quarantined = pc.Counter("tsforge_checkpoints_quarantined",
+                                      "Unreadable checkpoint files renamed aside", registry=r)
+        self.offset_resets = pc.Counter(
+            "tsforge_offset_resets", "Start offsets outside the partition reset by "
+            "auto_offset_reset", ["partition"], registry=r)
+        self.broker_retries = pc.Counter(
+            "tsforge_broker_retries", "Produce/commit attempts retried while the broker "
+            "was unreachable", ["operation"], registry=r)
+        self.degraded = pc.Gauge("tsforge_degraded",
+                                 "1 while the broker is unreachable and the worker waits",
+                                 registry=r)
 
     def exposition(self) -> bytes:
         pc = require("prometheus_client", "serve metrics")
@@ -66,14 +78,28 @@ class Health:
         self.running = True
         self.partitions: list[int] = []
         self.readings = 0
+        #: Why the worker is waiting for the broker (None: it is not).
+        self.degraded: str | None = None
+        self.degraded_since = 0.0
+
+    def set_degraded(self, reason: str | None) -> None:
+        """Enter (reason) or leave (None) the degraded state."""
+        if reason is not None and self.degraded is None:
+            self.degraded_since = time.monotonic()
+        self.degraded = reason
 
     def report(self) -> tuple[int, dict[str, Any]]:
-        age = time.monotonic() - self.last_poll
+        now = time.monotonic()
+        age = now - self.last_poll
+        body: dict[str, Any] = {"seconds_since_poll": round(age, 3),
+                                "partitions": self.partitions, "readings": self.readings}
+        if self.running and self.degraded is not None:
+            # Alive and waiting for the broker: not a reason to restart the worker.
+            return 200, {"status": "degraded", "reason": self.degraded,
+                         "degraded_seconds": round(now - self.degraded_since, 3), **body}
         ok = self.running and age < self.stale_after_s
         return (200 if ok else 503), {
-            "status": "ok" if ok else ("stopped" if not self.running else "stale"),
-            "seconds_since_poll": round(age, 3), "partitions": self.partitions,
-            "readings": self.readings}
+            "status": "ok" if ok else ("stopped" if not self.running else "stale"), **body}
 
 
 class MetricsServer:

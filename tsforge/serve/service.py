@@ -98,6 +98,9 @@ def check_kafka_spec(spec: PipelineSpec) -> None:
     if not 0 <= spec.metrics.port <= 65535:
         raise ConfigError(f"{where}: [metrics] port must be in 0..65535 (0: off), "
                           f"got {spec.metrics.port}")
+    if not k.outage_limit_seconds > 0:
+        raise ConfigError(f"{where}: [kafka] outage_limit_seconds must be > 0, "
+                          f"got {k.outage_limit_seconds}")
     if spec.checkpoint.every_seconds < 0:
         raise ConfigError(f"{where}: [checkpoint] every_seconds must be >= 0")
 
@@ -153,7 +156,9 @@ def build_service(spec: PipelineSpec, *, bootstrap_servers: list[str] | None = N
     worker = Worker(source, decoder, engine, sink, dead, store,
                     layout=k.output_layout, checkpoint_every_s=spec.checkpoint.every_seconds,
                     poll_timeout_s=k.poll_timeout_ms / 1000, metrics=metrics, health=health,
-                    drift=drift)
+                    drift=drift, validate=spec.validate,
+                    outage_limit_s=k.outage_limit_seconds,
+                    auto_offset_reset=k.auto_offset_reset)
     server = (MetricsServer(metrics, health, host=spec.metrics.host, port=spec.metrics.port)
               if spec.metrics.port else None)
     return Service(worker, metrics, health, server)
@@ -190,6 +195,10 @@ def serve(spec: PipelineSpec, *, bootstrap_servers: list[str] | None = None,
             totals["readings"] += report.readings
             totals["dead_letters"] += report.dead_letters
             totals["forecasts"] += report.forecasts
+    except Exception as exc:  # an error of the service itself: say why, then exit non-zero
+        log.error("worker stopping on a service error", extra={"fields": {
+            "error": f"{type(exc).__name__}: {exc}", **totals}})
+        raise
     finally:
         service.close()
         _restore_signals(previous)
