@@ -143,9 +143,28 @@ class ChainArrays:
         return z
 
     def inverse_one(self, i: int, z_hat: np.ndarray) -> np.ndarray:
-        """:meth:`inverse` of one forecast ``(H,)``."""
-        return self.inverse(np.array([i]), z_hat[None, :])[0] if self.kinds else z_hat
-
+        """:meth:`inverse` of one forecast ``(H,)`` (Python floats when ``H`` is 1)."""
+        if not self.kinds:
+            return z_hat
+        if z_hat.shape[0] == 1:
+            y = float(z_hat[0])
+            for kind in reversed(self.kinds):
+                if kind == "scale":
+                    y = y * float(self.std[i]) + float(self.mean[i])
+                elif kind == "difference":
+                    y = float(self.last[i]) + y
+                else:
+                    y = y + float(self.profile[i, self.phase[i]])
+            return np.array([y])
+        y = z_hat
+        for kind in reversed(self.kinds):
+            if kind == "scale":
+                y = y * self.std[i] + self.mean[i]
+            elif kind == "difference":
+                y = self.last[i] + np.cumsum(y)
+            else:
+                y = y + self.profile[i, (self.phase[i] + np.arange(y.shape[0])) % self.period]
+        return y
 
 def grown(a: np.ndarray, capacity: int, fill: Any) -> np.ndarray:
     """``a`` with its first axis extended to ``capacity`` rows of ``fill``."""

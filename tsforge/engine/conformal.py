@@ -70,10 +70,11 @@ class ConformalArrays:
         self.q[i] = np.nan
 
     # ------------------------------------------------------------------ streaming
-    def observe(self, idx: np.ndarray, y: np.ndarray) -> None:
+    def observe(self, idx: np.ndarray, y: np.ndarray, contiguous: bool = False) -> None:
         """Score the pending forecasts of sensors ``idx`` (distinct) on readings ``y``.
 
         Non-finite readings score nothing, as in ``ConformalIntervals.observe``.
+        ``contiguous``: ``idx`` is ``0..n-1``, so the windows are updated in place.
         """
         H, W, k = self.H, self.W, self._k
         slots = (self.head[idx, None] - 1 - k) % H  # (n, H): slot of lag k
@@ -101,10 +102,12 @@ class ConformalArrays:
         self.count[s, sk] = cnt + 1
         # Swap the evicted value (inf for an empty slot) for the new one and re-sort
         # the rows, which are sorted but for that one element.
-        win = self.ordered[s, sk]
+        in_place = contiguous and s.size == valid.size
+        win = (self.ordered[:idx.size].reshape(-1, W) if in_place else self.ordered[s, sk])
         win[np.arange(s.size), (win < old[:, None]).sum(axis=1)] = rv
         win.sort(axis=1, kind="stable")
-        self.ordered[s, sk] = win
+        if not in_place:
+            self.ordered[s, sk] = win
 
     def record(self, idx: np.ndarray, mean: np.ndarray) -> np.ndarray:
         """Register the forecasts ``(n, H)`` just issued; return their half-widths ``(n, L, H)``."""

@@ -198,7 +198,8 @@ class GroupEngine:
             imputed, values = ~ok, self._impute(ix, values, ~ok)
         y = values[:, 0]
         if self.conformal is not None:
-            self.conformal.observe(ix, y_raw)  # the reading as received: NaN scores nothing
+            # the reading as received: NaN scores nothing
+            self.conformal.observe(ix, y_raw, contiguous=idx is None)
         if self.C > 1:
             self.last_x[sel] = values[:, 1:]
             self.has_x[sel] = True

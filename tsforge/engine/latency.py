@@ -21,14 +21,14 @@ class LatencyHistogram:
     """Counts of call durations in log-spaced bins (see the module docstring)."""
 
     def __init__(self) -> None:
-        self.counts = np.zeros(_BINS, dtype=np.int64)
+        self._counts = [0] * _BINS
         self.count = 0
         self.total_s = 0.0
 
     def add(self, seconds: float) -> None:
         """Count one call of ``seconds``."""
         b = int((math.log10(seconds) - _LO) * _PER_DECADE) if seconds > 1e-7 else 0
-        self.counts[min(b, _BINS - 1)] += 1
+        self._counts[min(b, _BINS - 1)] += 1
         self.count += 1
         self.total_s += seconds
 
@@ -36,8 +36,13 @@ class LatencyHistogram:
         """The ``q``-th percentile in microseconds (the geometric middle of its bin)."""
         if not self.count:
             return 0.0
-        b = int(np.searchsorted(np.cumsum(self.counts), q / 100.0 * self.count))
+        b = int(np.searchsorted(np.cumsum(self._counts), q / 100.0 * self.count))
         return 10 ** (_LO + (min(b, _BINS - 1) + 0.5) / _PER_DECADE) * 1e6
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Calls per bin (bin ``b`` spans ``10**(-7 + b/20)`` s to the next edge)."""
+        return np.asarray(self._counts, dtype=np.int64)
 
     @property
     def mean_us(self) -> float:

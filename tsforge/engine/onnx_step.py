@@ -31,6 +31,9 @@ class BoundStep:
 
     def __init__(self, session: Any, n_channels: int, horizon: int,
                  state_shape: tuple[int, ...], capacity: int = 16) -> None:
+        import onnxruntime
+
+        self._ort = onnxruntime
         self.session = session
         self.C, self.H, self.shape = n_channels, horizon, tuple(state_shape)
         self.x_name = "x"
@@ -78,11 +81,10 @@ class BoundStep:
             self._bindings[key] = io
         return io
 
-    @staticmethod
-    def _bind(io: Any, name: str, buf: np.ndarray, n: int, *, input_: bool) -> None:
-        shape = (n, *buf.shape[1:])
-        bind = io.bind_input if input_ else io.bind_output
-        bind(name, "cpu", 0, np.float32, shape, buf.ctypes.data)
+    def _bind(self, io: Any, name: str, buf: np.ndarray, n: int, *, input_: bool) -> None:
+        """Bind rows ``:n`` of ``buf`` in place (an OrtValue over the numpy memory)."""
+        value = self._ort.OrtValue.ortvalue_from_numpy(buf[:n])  # no copy; keeps buf alive
+        (io.bind_ortvalue_input if input_ else io.bind_ortvalue_output)(name, value)
 
     def run(self, idx: np.ndarray | None, n: int) -> np.ndarray:
         """Step sensors ``idx`` (distinct), or with None every sensor ``0..n-1`` in order.
