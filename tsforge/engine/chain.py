@@ -53,9 +53,8 @@ class ChainArrays:
         """Load sensor ``i``'s chain from its spec (same kinds as the template)."""
         steps = TransformChain.from_spec(spec).steps
         if [s.kind for s in steps] != self.kinds:
-            raise ConfigError(f"a sensor's transform chain {[s.kind for s in steps]} differs "
-                              f"from its model group's {self.kinds}; give it a model of its "
-                              "own ([sensors.NAME])")
+            raise ConfigError(f"transform chain {[s.kind for s in steps]} does not have the "
+                              f"kinds {self.kinds} of these arrays")
         for s in steps:
             if s.kind == "scale":
                 self.mean[i], self.std[i] = s.mean, s.std
@@ -171,3 +170,70 @@ def grown(a: np.ndarray, capacity: int, fill: Any) -> np.ndarray:
     out = np.full((capacity, *a.shape[1:]), fill, dtype=a.dtype)
     out[:a.shape[0]] = a
     return out
+
+
+class ChainSet:
+    """Chains of one model group, grouped by structure (kinds and period).
+
+    Sensors of a group normally share one structure (their chains are fitted with
+    the kinds of the group's model) and the set holds one :class:`ChainArrays`;
+    a sensor given a chain of other kinds gets arrays of its own structure, and a
+    step then runs each structure's sensors together.  Same methods as
+    :class:`ChainArrays`.
+    """
+
+    def __init__(self, template: list[dict[str, Any]], capacity: int = 16) -> None:
+        self.capacity = capacity
+        self.structures: dict[tuple, ChainArrays] = {}
+        self.which = np.zeros(capacity, dtype=np.intp)  # structure of each sensor
+        self._arrays: list[ChainArrays] = []
+        self._of(template)
+
+    def _of(self, spec: list[dict[str, Any]]) -> int:
+        key = tuple((t.get("kind"), t.get("period")) for t in spec)
+        if key not in self.structures:
+            self.structures[key] = ChainArrays(spec, self.capacity)
+            self._arrays.append(self.structures[key])
+        return list(self.structures).index(key)
+
+    def grow(self, capacity: int) -> None:
+        for arrays in self._arrays:
+            arrays.grow(capacity)
+        self.which = grown(self.which, capacity, 0)
+        self.capacity = max(self.capacity, capacity)
+
+    def set_spec(self, i: int, spec: list[dict[str, Any]]) -> None:
+        k = self._of(spec)
+        self._arrays[k].set_spec(i, spec)
+        self.which[i] = k
+
+    def spec(self, i: int) -> list[dict[str, Any]]:
+        return self._arrays[self.which[i]].spec(i)
+
+    def transform(self, idx: np.ndarray, y: np.ndarray, fresh: np.ndarray | None) -> np.ndarray:
+        if len(self._arrays) == 1:
+            return self._arrays[0].transform(idx, y, fresh)
+        out = np.empty_like(y)
+        which = self.which[idx]
+        for k, arrays in enumerate(self._arrays):
+            m = which == k
+            if m.any():
+                out[m] = arrays.transform(idx[m], y[m], None if fresh is None else fresh[m])
+        return out
+
+    def inverse(self, idx: np.ndarray, z_hat: np.ndarray) -> np.ndarray:
+        if len(self._arrays) == 1:
+            return self._arrays[0].inverse(idx, z_hat)
+        out = np.empty_like(z_hat)
+        which = self.which[idx]
+        for k, arrays in enumerate(self._arrays):
+            m = which == k
+            if m.any():
+                out[m] = arrays.inverse(idx[m], z_hat[m])
+        return out
+
+    def transform_one(self, i: int, y: float, fresh: bool) -> float:
+        return self._arrays[self.which[i]].transform_one(i, y, fresh)
+
+    def inverse_one(self, i: int, z_hat: np.ndarray) -> np.ndarray:
+        return self._arrays[self.which[i]].inverse_one(i, z_hat)

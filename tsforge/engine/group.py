@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from tsforge.engine.chain import ChainArrays, grown
+from tsforge.engine.chain import ChainSet, grown
 from tsforge.engine.conformal import ConformalArrays
 from tsforge.engine.latency import LatencyHistogram
 from tsforge.engine.onnx_step import BoundStep
@@ -87,7 +87,7 @@ class GroupEngine:
         self.names: list[str] = []
         self.index: dict[str, int] = {}
         self.own_chains: dict[str, list[dict[str, Any]]] = {}
-        self.chain = ChainArrays(self.template, capacity)
+        self.chain = ChainSet(self.template, capacity)
         self.conformal = (ConformalArrays(IntervalConfig.from_dict(imeta["config"]),
                                           int(imeta["horizon"]), capacity) if imeta else None)
         self.onnx = BoundStep(artifact.session, self.C, self.H, artifact.state_shape, capacity)

@@ -159,10 +159,7 @@ class StreamingRuntime:
         mean = None if i is None else self.engine.last_forecast(i)
         if mean is None:
             raise DataError(f"sensor '{sensor}' has no forecast yet; push a reading first")
-        q = self.engine.half_widths(i)
-        bands = {} if not q.size or np.isnan(q).any() else {
-            lvl: (mean - q[j], mean + q[j]) for j, lvl in enumerate(self.engine.levels)}
-        return Forecast(mean=mean, intervals=bands)
+        return as_forecast(mean, self.engine.half_widths(i), self.engine.levels)
 
     def _check_covariates(self, x: Any) -> None:
         n_cov = self.artifact.n_channels - 1
@@ -234,3 +231,11 @@ class StreamingRuntime:
         i = self.engine.index.get(sensor)
         if i is not None:
             self.engine.reset(i)
+
+
+def as_forecast(mean: np.ndarray, half: np.ndarray, levels: tuple[float, ...]) -> Forecast:
+    """A forecast ``(H,)`` with ``{level: (lower, upper)}`` from half-widths ``(L, H)``;
+    no intervals while any of them is still warming up (NaN)."""
+    bands = {} if not half.size or np.isnan(half).any() else {
+        lvl: (mean - half[j], mean + half[j]) for j, lvl in enumerate(levels)}
+    return Forecast(mean=mean, intervals=bands)
