@@ -302,9 +302,9 @@ def test_shadow_rollback_batched_equals_reading_by_reading(served_models, tmp_pa
     from serve_fixtures import registry_with_bad_champion
     from tsforge.connectors.base import ReadingBatch
 
+    from tsforge.engine.shadow import ShadowStage
     from tsforge.monitor import MonitorConfig
     from tsforge.runtime import StreamingRuntime
-    from tsforge.engine.shadow import ShadowStage
     from tsforge.serve import OnnxEngine
     from tsforge.serve.models import load_groups
     from tsforge.serve.versions import load_version

@@ -10,7 +10,8 @@
 - with ``adapt``, the bundle's online learner serving and learning for its sensor,
   and :meth:`save` writing what it learned as a new bundle version;
 - where river is installed, per-sensor drift detectors on the served residuals
-  (:mod:`tsforge.runtime.drift`), reported as events and passed to the monitor.
+  (the engine's drift stage, :mod:`tsforge.engine.drift`), reported as events and
+  passed to the monitor.
 
 A plain ``model.onnx`` (with its manifest) is served too, without rollback or adaptation.
 """
@@ -22,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from tsforge.engine.drift import drift_stage
 from tsforge.errors import ArtifactError, ConfigError, DataError
 from tsforge.models.base import Forecast
 from tsforge.runtime import bundle as layout
-from tsforge.runtime.drift import drift_watch
 from tsforge.runtime.streaming import StreamingRuntime, as_forecast
 
 
@@ -61,7 +62,7 @@ class EdgeService:
         self.persist_rollback = persist_rollback
         self.events: list[dict[str, Any]] = []
         self._persisted = False
-        self.drift = drift_watch(drift)
+        self.drift = drift_stage(drift, detectors=("adwin",), signals=("abs_residual",))
         learner, shadow = None, None
         if layout.is_bundle(path):
             self.bundle = layout.load_bundle(path, threads=threads, int8=int8)
@@ -125,7 +126,10 @@ class EdgeService:
         """Serve one reading; return the served model's forecast (with intervals if on)."""
         drifting = self._watch_drift(sensor, y)
         if self.shadow is None:
-            return self.runtime.push_with_intervals(sensor, y, x)
+            out = self.runtime.push_with_intervals(sensor, y, x)
+            if self.drift is not None:
+                self.drift.record([sensor], out.mean[:1])
+            return out
         self.runtime._check_covariates(x)
         row = np.empty((1, self.runtime.artifact.n_channels))
         row[0, 0] = y
@@ -138,6 +142,8 @@ class EdgeService:
         if not np.isfinite(res.mean[0]).all():
             raise DataError("first reading of a sensor is not finite; cannot impute without "
                             "history")
+        if self.drift is not None:
+            self.drift.record([sensor], res.mean[:, 0])
         return as_forecast(res.mean[0], res.half[0], self.shadow.active.levels)
 
     def _rolled_back(self, event: Any) -> None:
@@ -150,17 +156,14 @@ class EdgeService:
             self._persisted = True
 
     def _watch_drift(self, sensor: str, y: float) -> bool:
-        active = self.shadow.active if self.shadow is not None else self.runtime.engine
-        i = active.index.get(sensor)
-        last = None if i is None else active.last_forecast(i)
-        if self.drift is None or last is None:
+        """Feed the reading's residual to the sensor's detector; True when it fires."""
+        if self.drift is None:
             return False
-        residual = float(y) - float(last[0])
-        if not self.drift.update(sensor, residual):
-            return False
-        self.events.append({"event": "drift", "sensor": sensor, "detector": "river ADWIN",
-                            "residual": residual, "alarms": self.drift.alarms})
-        return True
+        alarms = self.drift.update([sensor], [float(y)])
+        for alarm in alarms:
+            self.events.append({"event": "drift", "sensor": sensor, "detector": "river ADWIN",
+                                "residual": alarm.value, "alarms": self.drift.alarms})
+        return bool(alarms)
 
     def save(self) -> dict[str, Any]:
         """Write the learner as a new bundle version (refused after a rollback)."""

@@ -77,7 +77,7 @@ class OnnxEngine:
         first = next(iter(self.engines.values()))
         self.horizon, self.levels, self.channels = first.H, first.levels, first.C
         for name, eng in self.engines.items():
-            if (eng.H, eng.C) != (self.horizon, self.channels):
+            if (self.horizon, self.channels) != (eng.H, eng.C):
                 raise ConfigError(
                     f"model group '{name}' has horizon {eng.H} and {eng.C} channel(s), others "
                     f"{self.horizon} and {self.channels}; one worker serves one horizon and "
@@ -211,3 +211,33 @@ def _record(registry: Any, event: Any) -> None:
         log.error("registry refused the rollback; serving the previous version from memory",
                   extra={"fields": {"registry": str(registry.root), "to": event.to_version,
                                     "error": str(exc)}})
+
+
+class KafkaDrift:
+    """The engine's drift stage for the worker: alarms as metrics and log lines.
+
+    ``[drift] detectors`` watch each sensor's ``[drift] signals`` (see
+    :mod:`tsforge.engine.drift`); an alarm increments
+    ``tsforge_drift_alarms_total{sensor, detector}`` and is logged.
+    """
+
+    def __init__(self, spec: Any, metrics: Any = None) -> None:
+        from tsforge.engine.drift import DriftStage
+
+        self.stage = DriftStage(spec.detectors, spec.signals, spec.params)
+        self.metrics = metrics
+
+    @property
+    def alarms(self) -> int:
+        return self.stage.alarms
+
+    def update(self, batch: ReadingBatch, block: ForecastBlock) -> int:
+        """Feed every reading of ``batch``; return the number of alarms raised."""
+        alarms = self.stage.update(batch.sensor.tolist(), batch.values[:, 0],
+                                   block.mean[:, 0] if len(batch) else None)
+        for a in alarms:
+            if self.metrics is not None:
+                self.metrics.drift_alarms.labels(a.sensor, f"{a.detector}:{a.signal}").inc()
+            log.info("drift alarm", extra={"fields": {
+                "sensor": a.sensor, "detector": a.detector, "signal": a.signal}})
+        return len(alarms)
