@@ -7,6 +7,10 @@ run the identical step ``(x, state) -> (forecast, new_state)`` on one thread:
 
 - single stream: per-call latency p50/p99 and mean seconds per step (batch 1);
 - batched: sensor-steps per second for 1, 100 and 1,000 sensors in one call;
+- tsforge's own serving next to bare onnxruntime: ``StreamingRuntime.push`` (one
+  reading in engineering units: transform chain, bound ONNX call, inverse; intervals
+  off, as ``tsforge-edge run`` without ``--intervals``) and the engine's batched step
+  (:meth:`tsforge.engine.GroupEngine.step`) for the same batch sizes;
 - int8: the quantised step's single-stream latency and its measured accuracy cost;
 - the edge process: cold start (spawn to first forecast written) and peak RSS of
   ``tsforge-edge run BUNDLE --no-drift`` serving one reading (an edge box has no river,
@@ -129,6 +133,31 @@ def edge_process(bundle: Path, reading: str) -> tuple[float, float]:
     return cold, rss_kb / 1024
 
 
+def tsforge_figures(path: Path, y: np.ndarray, steps: int, batch_steps: int
+                    ) -> tuple[dict, dict]:
+    """What a user of tsforge gets: ``push`` latency and the engine's batched rate."""
+    from tsforge.engine import GroupEngine
+    from tsforge.runtime import StreamingRuntime
+    from tsforge.runtime.artifact import load_artifact
+
+    rt = StreamingRuntime(path, intervals=False)
+    level = float(y[-1])
+    lat = latencies(lambda: rt.push("m", level), steps)
+    single = {"p50_us": 1e6 * float(np.median(lat)), "p99_us": 1e6 * float(np.percentile(lat, 99)),
+              "mean_us": 1e6 * float(lat.mean())}
+
+    def make(b: int):
+        eng = GroupEngine(load_artifact(path), intervals=False, capacity=b)
+        for i in range(b):
+            eng.sensor_index(f"s{i}")
+        values = np.full((b, 1), level)
+        return lambda: eng.step(None, values)
+
+    batched = {str(b): throughput(make, b, max(20, batch_steps // max(1, b // 10)))
+               for b in BATCHES}
+    return single, batched
+
+
 def bench_model(name: str, params: dict, y: np.ndarray, tmp: Path, steps: int,
                 batch_steps: int) -> dict:
     import onnxruntime as ort
@@ -165,6 +194,8 @@ def bench_model(name: str, params: dict, y: np.ndarray, tmp: Path, steps: int,
         for engine, make in (("onnxruntime", lambda x, s: ort_step(sess["f32"], x, s)),
                              ("torch", lambda x, s: torch_step(core, x, s)))
     }
+    res["tsforge"], res["tsforge_batched_sensor_steps_per_s"] = tsforge_figures(
+        tmp / name / "v0001" / "model.onnx", y, steps, batch_steps)
     res["cold_start_s"], res["rss_mb"] = edge_process(tmp / name, f"0,m,{float(y[-1])!r}")
     return res
 
@@ -183,9 +214,10 @@ def main() -> None:
     print(f"{'model':8} {'engine':17} {'p50 us':>8} {'p99 us':>8} {'mean us':>8} "
           + " ".join(f"{f'{b} sensors':>12}" for b in BATCHES) + "  (sensor-steps/s)")
     for name, r in results.items():
-        for engine in ("onnxruntime", "torch", "onnxruntime_int8"):
+        for engine in ("onnxruntime", "tsforge", "torch", "onnxruntime_int8"):
             lat = r[engine]
-            thr = r["batched_sensor_steps_per_s"].get(engine, {})
+            thr = (r["tsforge_batched_sensor_steps_per_s"] if engine == "tsforge"
+                   else r["batched_sensor_steps_per_s"].get(engine, {}))
             print(f"{name:8} {engine:17} {lat['p50_us']:8.1f} {lat['p99_us']:8.1f} "
                   f"{lat['mean_us']:8.1f} " + " ".join(
                       f"{thr[str(b)]:12.3g}" if thr else f"{'':12}" for b in BATCHES))
@@ -204,6 +236,10 @@ def main() -> None:
         "gru64_torch_p99_us": round(gru["torch"]["p99_us"], 2),
         "gru64_batched_1000_sensor_steps_per_s": round(
             gru["batched_sensor_steps_per_s"]["onnxruntime"]["1000"]),
+        "gru64_tsforge_push_p50_us": round(gru["tsforge"]["p50_us"], 2),
+        "gru64_tsforge_push_p99_us": round(gru["tsforge"]["p99_us"], 2),
+        "tsforge_batched_1000_sensor_steps_per_s": {
+            k: round(v["tsforge_batched_sensor_steps_per_s"]["1000"]) for k, v in results.items()},
         "ratios": {k: round(v["ratio"], 3) for k, v in results.items()},
         "cold_start_s": {k: round(v["cold_start_s"], 3) for k, v in results.items()},
         "rss_mb": {k: round(v["rss_mb"], 1) for k, v in results.items()},

@@ -134,7 +134,7 @@ def test_rollback_to_the_previous_version_on_live_errors(two_versions, y):
     for t in range(600, 760):
         out = service.push("m", y[t]).mean
         ref = previous_only.push("m", y[t]).mean
-    assert service.guard.rolled_back and service.serving == "v0001"
+    assert service.rolled_back and service.serving == "v0001"
     np.testing.assert_allclose(out, ref)  # now served by the previous version
     kinds = [e["event"] for e in service.events]
     assert kinds[0] == "alarm" and "rollback" in kinds
@@ -154,7 +154,7 @@ def test_no_rollback_when_the_current_version_is_as_good(tmp_path, y):
     service = EdgeService(root, monitor={"window": 60, "min_readings": 20, "patience": 3})
     for t in range(600, 800):
         service.push("m", y[t])
-    assert not service.guard.rolled_back and service.serving == "v0002"
+    assert not service.rolled_back and service.serving == "v0002"
     assert not [e for e in service.events if e["event"] == "rollback"]
 
 

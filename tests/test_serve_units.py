@@ -298,13 +298,13 @@ def test_auto_family_is_picked_per_sensor_by_the_policy(served_models, tmp_path)
 
 
 def test_shadow_rollback_batched_equals_reading_by_reading(served_models, tmp_path):
-    """The engine's batched shadow serves what the per-reading RollbackGuard serves."""
+    """The Kafka engine's batched shadow serves what the shadow stage serves reading by reading."""
     from serve_fixtures import registry_with_bad_champion
     from tsforge.connectors.base import ReadingBatch
 
+    from tsforge.engine.shadow import ShadowStage
     from tsforge.monitor import MonitorConfig
     from tsforge.runtime import StreamingRuntime
-    from tsforge.runtime.rollback import RollbackGuard
     from tsforge.serve import OnnxEngine
     from tsforge.serve.models import load_groups
     from tsforge.serve.versions import load_version
@@ -330,14 +330,13 @@ def test_shadow_rollback_batched_equals_reading_by_reading(served_models, tmp_pa
         for s, chain in group.sensors.items():
             rt.add_sensor(s, chain)
         runtimes.append(rt)
-    guard = RollbackGuard(*runtimes, names=(bad, good), config=config)
+    stage = ShadowStage({bad: runtimes[0].engine, good: runtimes[1].engine}, bad, good,
+                        config=config)
     expect, expect_versions = [], []
     for s, y in zip(sensor.tolist(), values.tolist()):
-        guard.observe(s, y)
-        for rt in runtimes:
-            rt.push(s, y)
-        expect.append(guard.active.sensors[s].last_forecast)
-        expect_versions.append(good if guard.rolled_back else bad)
+        res = stage.serve([s], np.asarray([[y]]))
+        expect.append(res.mean[0])
+        expect_versions.append(res.version[0])
     assert versions == expect_versions and bad in versions and good in versions
     np.testing.assert_allclose(np.concatenate(served), np.asarray(expect), rtol=1e-5, atol=1e-6)
     assert registry.champion == good and engine.versions[engine.groups[0].name] == good

@@ -1,11 +1,11 @@
 """Serve the registry's champion on a stream with the monitor deciding promote/rollback.
 
 :class:`MonitoredServing` runs the champion, the previous champion and an optional
-shadow challenger side by side on the same stream (each an ONNX
-:class:`~tsforge.runtime.StreamingRuntime`, torch-free), scores each one's forecast of
-the next reading when it arrives, feeds the errors to a
-:class:`~tsforge.monitor.Monitor`, applies its switch events to the
-:class:`~tsforge.registry.Registry`, and serves the forecast of whichever version is
+shadow challenger side by side on the same stream through the serving engine's shadow
+stage (:mod:`tsforge.engine.shadow`: ONNX, torch-free), which scores each one's
+forecast of the next reading when it arrives and feeds the errors to a
+:class:`~tsforge.monitor.Monitor`; this adapter applies its switch events to the
+:class:`~tsforge.registry.Registry` and serves the forecast of whichever version is
 champion after the reading.  Because every model keeps running on the whole stream, a
 rollback serves exactly the forecasts the earlier model would have served alone.
 """
@@ -19,9 +19,7 @@ from typing import Any
 import numpy as np
 
 from tsforge.errors import ArtifactError, TsforgeError
-from tsforge.models.base import Forecast
 from tsforge.monitor.events import MonitorConfig, MonitorEvent
-from tsforge.monitor.monitor import Monitor
 
 log = logging.getLogger("tsforge.monitor")
 
@@ -45,13 +43,17 @@ class ServingReport:
 class MonitoredServing:
     """Champion + previous + shadow challenger of one sensor, with automatic switching.
 
+    The library's adapter to the engine's shadow stage
+    (:class:`~tsforge.engine.shadow.ShadowStage`): loads the versions from the
+    registry and writes the monitor's decisions back to it.
+
     Parameters
     ----------
     registry
         The :class:`~tsforge.registry.Registry` naming champion and previous version;
         every model is loaded from it (checksums verified, ONNX only).
     sensor
-        Sensor name passed to the runtimes (the exported sensor continues its state).
+        Sensor name passed to the engines (the exported sensor continues its state).
     challenger
         Version to run in shadow (promotion candidate), or None.
     config
@@ -63,7 +65,8 @@ class MonitoredServing:
     def __init__(self, registry: Any, sensor: str, *, challenger: str | None = None,
                  config: MonitorConfig | None = None, apply_to_registry: bool = True,
                  threads: int = 1) -> None:
-        from tsforge.runtime.streaming import StreamingRuntime
+        from tsforge.engine import GroupEngine
+        from tsforge.engine.shadow import ShadowStage
 
         self.registry = registry
         self.sensor = sensor
@@ -71,22 +74,22 @@ class MonitoredServing:
         champion = registry.champion
         if champion is None:
             raise ArtifactError(f"registry {registry.root} has no champion to serve; promote one")
-        self.runtimes: dict[str, StreamingRuntime] = {
-            champion: StreamingRuntime(registry.load_artifact(champion, threads=threads))}
+        engines = {champion: GroupEngine(registry.load_artifact(champion, threads=threads))}
         previous = registry.previous
         if previous is not None:
             try:
-                self.runtimes[previous] = StreamingRuntime(
-                    registry.load_artifact(previous, threads=threads))
+                engines[previous] = GroupEngine(registry.load_artifact(previous, threads=threads))
             except ArtifactError as exc:  # serve on, without a rollback target
                 log.warning("previous version %s not loaded, rollback disabled: %s",
                             previous, exc)
                 previous = None
         if challenger is not None:
-            self.runtimes[challenger] = StreamingRuntime(
-                registry.load_artifact(challenger, threads=threads))
-        self.monitor = Monitor(champion, previous, challenger, config)
-        self._last: dict[str, Forecast] = {}
+            engines[challenger] = GroupEngine(registry.load_artifact(challenger,
+                                                                     threads=threads))
+        self.stage = ShadowStage(engines, champion, previous, challenger, config,
+                                 on_switch=self._apply, gaps=True)
+        self.monitor = self.stage.monitor
+        self._channels = engines[champion].C
 
     @property
     def champion(self) -> str:
@@ -99,17 +102,12 @@ class MonitoredServing:
 
         Returns the served forecast and the monitor's events of this reading.
         """
-        errors = {v: float(f.mean[0]) - float(y) for v, f in self._last.items()}
-        covered = self._covered(y)
-        events = self.monitor.observe(errors, covered=covered, drift=drift,
-                                      timestamp=timestamp)
-        for event in events:
-            if event.switches:
-                self._apply(event)
-        for version, rt in self.runtimes.items():
-            rt.push(self.sensor, y, x)
-            self._last[version] = rt.forecast(self.sensor)
-        return self._last[self.champion].mean.copy(), events
+        row = np.empty((1, self._channels))
+        row[0, 0] = y
+        row[0, 1:] = np.zeros(0) if x is None else np.asarray(x, dtype=np.float64).reshape(-1)
+        res = self.stage.serve([self.sensor], row, drift=[drift],
+                               timestamps=None if timestamp is None else [timestamp])
+        return res.mean[0].copy(), [e for _, _, e in res.events]
 
     def run(self, ys: Any, xs: Any = None, *, drift: Any = None,
             timestamps: Any = None) -> ServingReport:
@@ -125,16 +123,8 @@ class MonitoredServing:
             events += ev
         return ServingReport(np.asarray(out), versions, events)
 
-    def _covered(self, y: float) -> bool | None:
-        level = self.monitor.config.coverage_level
-        last = self._last.get(self.champion)
-        if level is None or last is None or level not in last.intervals:
-            return None
-        lo, hi = last.intervals[level]
-        return bool(lo[0] <= y <= hi[0])
-
     def _apply(self, event: MonitorEvent) -> None:
-        """Serve the decision at once; record it in the registry when asked.
+        """Record the decision in the registry when asked (serving switches anyway).
 
         The switch itself uses models already loaded and verified at start, so a registry
         that refuses the write (stale event from another worker, a target tampered since)
@@ -147,11 +137,9 @@ class MonitoredServing:
                 log.error("registry refused %s to %s (%s); serving it from memory",
                           event.kind, event.to_version, exc)
         if event.kind == "rollback":
-            self.runtimes.pop(event.from_version, None)
-            self._last.pop(event.from_version, None)
             earlier = self._registry_previous() if self.apply_to_registry else None
-            if earlier in self.runtimes:  # only a model that ran on this stream
-                self.monitor.set_previous(earlier)
+            if earlier in self.stage.engines and earlier != event.from_version:
+                self.monitor.set_previous(earlier)  # only a model that ran on this stream
         log.info("serving %s after %s", self.monitor.champion, event.kind)
 
     def _registry_previous(self) -> str | None:

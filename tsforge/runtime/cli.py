@@ -93,7 +93,7 @@ def serve_rows(service, rows: Iterable[list[str]], emit: Callable[[list[str], di
     adapting = service.runtime.learner is not None
 
     def may_save() -> bool:
-        return adapting and not (service.guard and service.guard.rolled_back)
+        return adapting and not service.rolled_back
 
     try:
         for lineno, row in enumerate(rows, start=1):

@@ -3,13 +3,15 @@
 :class:`EdgeService` ties the pieces together for ``tsforge-edge run``:
 
 - the current version's :class:`~tsforge.runtime.streaming.StreamingRuntime`;
-- the previous version in its shadow and a :class:`~tsforge.runtime.rollback.RollbackGuard`
-  whose monitor switches serving back to it when the live errors say so (and, with
-  ``persist_rollback``, records the switch in ``bundle.json`` so a restart keeps it);
+- the previous version in its shadow, with the engine's shadow stage
+  (:class:`~tsforge.engine.shadow.ShadowStage`, the monitor's rule) switching serving
+  back to it when the live errors say so (and, with ``persist_rollback``, recording
+  the switch in ``bundle.json`` so a restart keeps it);
 - with ``adapt``, the bundle's online learner serving and learning for its sensor,
   and :meth:`save` writing what it learned as a new bundle version;
 - where river is installed, per-sensor drift detectors on the served residuals
-  (:mod:`tsforge.runtime.drift`), reported as events and passed to the monitor.
+  (the engine's drift stage, :mod:`tsforge.engine.drift`), reported as events and
+  passed to the monitor.
 
 A plain ``model.onnx`` (with its manifest) is served too, without rollback or adaptation.
 """
@@ -19,12 +21,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tsforge.errors import ArtifactError, ConfigError
+import numpy as np
+
+from tsforge.engine.drift import drift_stage
+from tsforge.errors import ArtifactError, ConfigError, DataError
 from tsforge.models.base import Forecast
 from tsforge.runtime import bundle as layout
-from tsforge.runtime.drift import drift_watch
-from tsforge.runtime.rollback import RollbackGuard
-from tsforge.runtime.streaming import StreamingRuntime
+from tsforge.runtime.streaming import StreamingRuntime, as_forecast
 
 
 class EdgeService:
@@ -58,7 +61,8 @@ class EdgeService:
         self.bundle: layout.Bundle | None = None
         self.persist_rollback = persist_rollback
         self.events: list[dict[str, Any]] = []
-        self.drift = drift_watch(drift)
+        self._persisted = False
+        self.drift = drift_stage(drift, detectors=("adwin",), signals=("abs_residual",))
         learner, shadow = None, None
         if layout.is_bundle(path):
             self.bundle = layout.load_bundle(path, threads=threads, int8=int8)
@@ -75,14 +79,17 @@ class EdgeService:
             artifact = path
         self.runtime = StreamingRuntime(artifact, threads=threads, intervals=intervals,
                                         learner=learner)
-        self.guard = None
+        self.shadow = None
         if shadow is not None:
+            from tsforge.engine.shadow import ShadowStage
             from tsforge.monitor import MonitorConfig
 
             assert self.bundle is not None
-            names = (self.bundle.index["current"], self.bundle.index["previous"])
-            self.guard = RollbackGuard(self.runtime, shadow, names,
-                                       MonitorConfig.from_dict(monitor or {}))
+            current, prev = self.bundle.index["current"], self.bundle.index["previous"]
+            self.shadow = ShadowStage({current: self.runtime.engine, prev: shadow.engine},
+                                      current, prev, config=MonitorConfig.from_dict(monitor or {}),
+                                      on_switch=self._rolled_back)
+        self._current = self.bundle.index["current"] if self.bundle is not None else None
 
     def _load_learner(self) -> Any:
         from tsforge.models.base import load_forecaster
@@ -109,37 +116,54 @@ class EdgeService:
         """Which version answers: the bundle folder name, or the artifact path."""
         if self.bundle is None:
             return str(self.runtime.artifact.path)
-        return str(self.guard.active.artifact.path.parent.name if self.guard is not None
-                   else self.bundle.index["current"])
+        return self.shadow.champion if self.shadow is not None else str(self._current)
+
+    @property
+    def rolled_back(self) -> bool:
+        return self.shadow is not None and self.shadow.champion != self._current
 
     def push(self, sensor: str, y: float, x: Any = None) -> Forecast:
         """Serve one reading; return the served model's forecast (with intervals if on)."""
         drifting = self._watch_drift(sensor, y)
-        if self.guard is None:
-            return self.runtime.push_with_intervals(sensor, y, x)
-        seen = len(self.guard.events)
-        triggered = self.guard.observe(sensor, y, drift=drifting)
-        self.runtime.push(sensor, y, x)
-        self.guard.previous.push(sensor, y, x)
-        self.events += self.guard.events[seen:]
-        if triggered and self.persist_rollback:
+        if self.shadow is None:
+            out = self.runtime.push_with_intervals(sensor, y, x)
+            if self.drift is not None:
+                self.drift.record([sensor], out.mean[:1])
+            return out
+        self.runtime._check_covariates(x)
+        row = np.empty((1, self.runtime.artifact.n_channels))
+        row[0, 0] = y
+        row[0, 1:] = np.zeros(0) if x is None else np.asarray(x, dtype=np.float64).reshape(-1)
+        res = self.shadow.serve([sensor], row, drift=[drifting])
+        for _, s, event in res.events:
+            self.events.append({"event": event.kind, "sensor": s, **event.to_dict()})
+            if event.kind == "rollback" and self._persisted:
+                self.events[-1]["persisted"] = True
+        if not np.isfinite(res.mean[0]).all():
+            raise DataError("first reading of a sensor is not finite; cannot impute without "
+                            "history")
+        if self.drift is not None:
+            self.drift.record([sensor], res.mean[:, 0])
+        return as_forecast(res.mean[0], res.half[0], self.shadow.active.levels)
+
+    def _rolled_back(self, event: Any) -> None:
+        """Record a rollback in ``bundle.json`` (with ``persist_rollback``)."""
+        self._persisted = False
+        if event.kind == "rollback" and self.persist_rollback:
             assert self.bundle is not None
-            self.bundle.index = layout.promote_previous(
-                self.bundle.root, {"reason": self.events[-1]["reason"]})
-            self.events[-1]["persisted"] = True
-        return self.guard.active.forecast(sensor)
+            self.bundle.index = layout.promote_previous(self.bundle.root,
+                                                        {"reason": event.reason})
+            self._persisted = True
 
     def _watch_drift(self, sensor: str, y: float) -> bool:
-        active = self.guard.active if self.guard is not None else self.runtime
-        st = active.sensors.get(sensor)
-        if self.drift is None or st is None or st.last_forecast is None:
+        """Feed the reading's residual to the sensor's detector; True when it fires."""
+        if self.drift is None:
             return False
-        residual = float(y) - float(st.last_forecast[0])
-        if not self.drift.update(sensor, residual):
-            return False
-        self.events.append({"event": "drift", "sensor": sensor, "detector": "river ADWIN",
-                            "residual": residual, "alarms": self.drift.alarms})
-        return True
+        alarms = self.drift.update([sensor], [float(y)])
+        for alarm in alarms:
+            self.events.append({"event": "drift", "sensor": sensor, "detector": "river ADWIN",
+                                "residual": alarm.value, "alarms": self.drift.alarms})
+        return bool(alarms)
 
     def save(self) -> dict[str, Any]:
         """Write the learner as a new bundle version (refused after a rollback)."""
@@ -147,7 +171,7 @@ class EdgeService:
 
         if self.bundle is None or self.runtime.learner is None:
             raise ConfigError("saving needs a bundle served with adapt=True (--adapt)")
-        if self.guard is not None and self.guard.rolled_back:
+        if self.rolled_back:
             raise ConfigError("the adapted model was rolled back; it is not written as a version")
         index = save_adapted(self.bundle, self.runtime)
         self.bundle.index = index

@@ -1,11 +1,15 @@
-"""Forecasting a poll's readings in batches through the torch-free ONNX runtime.
+"""The Kafka worker's adapter to the serving engine: a poll's columns in, forecasts out.
 
-:class:`OnnxEngine` holds one :class:`~tsforge.runtime.StreamingRuntime` per
-model group and maps each sensor to its group.  :meth:`OnnxEngine.step` takes a
-whole :class:`~tsforge.connectors.base.ReadingBatch`, groups its rows by sensor
-(keeping each sensor's arrival order) and serves each group with
-:meth:`StreamingRuntime.push_series`: one onnxruntime call per time step for all
-the group's sensors present in the poll.
+:class:`OnnxEngine` holds one :class:`~tsforge.engine.GroupEngine` per model group
+and maps each sensor to its group and its row in the group's arrays.
+:meth:`OnnxEngine.step` takes a whole :class:`~tsforge.connectors.base.ReadingBatch`,
+maps its sensor column to (group, index) with one ``np.unique``, and hands each
+group's rows (in arrival order) to the engine: one onnxruntime call per time step
+for all the group's sensors present in the poll.  Groups served from a registry
+with a previous version go through the engine's shadow stage
+(:mod:`tsforge.engine.shadow`), which rolls back when the monitor's rule says so.
+Everything else here is transport: versions for the output keys, rollbacks for
+the worker to log, per-sensor state for checkpoints.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from tsforge.connectors.base import ReadingBatch
+from tsforge.engine import GroupEngine
 from tsforge.errors import ConfigError, TsforgeError
-from tsforge.runtime import StreamingRuntime
+from tsforge.runtime.artifact import load_artifact
 from tsforge.serve.models import ModelGroup
 
 log = logging.getLogger("tsforge.serve")
@@ -37,6 +42,15 @@ class ForecastBlock:
     version: np.ndarray
 
 
+def group_engine(group: ModelGroup, intervals: bool) -> GroupEngine:
+    """An engine serving ``group``'s sensors, each with its own fitted chain."""
+    engine = GroupEngine(load_artifact(group.onnx_path), intervals=intervals,
+                         capacity=max(16, len(group.sensors)))
+    for sensor, chain in group.sensors.items():
+        engine.add_sensor(sensor, chain)
+    return engine
+
+
 class OnnxEngine:
     """Serve every group of ``groups`` (see :mod:`tsforge.serve.models`).
 
@@ -49,7 +63,7 @@ class OnnxEngine:
     monitor
         A :class:`~tsforge.monitor.MonitorConfig`: groups served from a registry
         that holds a previous version run it in shadow and roll back to it when
-        the rule says so (:mod:`tsforge.serve.shadow`).  None: no shadow.
+        the rule says so.  None: no shadow.
     """
 
     def __init__(self, groups: list[ModelGroup], *, intervals: bool = True,
@@ -57,25 +71,19 @@ class OnnxEngine:
         if not groups:
             raise ConfigError("no models to serve")
         self.groups = groups
-        self.runtimes = {g.name: StreamingRuntime(g.onnx_path, intervals=intervals)
-                         for g in groups}
-        self.group_of: dict[str, str] = {}
-        for g in groups:
-            for sensor, chain in g.sensors.items():
-                self.runtimes[g.name].add_sensor(sensor, chain)
-                self.group_of[sensor] = g.name
+        self.engines = {g.name: group_engine(g, intervals) for g in groups}
+        self.group_of = {s: g.name for g in groups for s in g.sensors}
         self.versions = {g.name: g.version for g in groups}
-        first = next(iter(self.runtimes.values()))
-        self.horizon = first.horizon
-        self.levels = first.interval_levels
-        self.channels = first.artifact.n_channels
-        for name, rt in self.runtimes.items():
-            if (rt.horizon, rt.artifact.n_channels) != (self.horizon, self.channels):
+        first = next(iter(self.engines.values()))
+        self.horizon, self.levels, self.channels = first.H, first.levels, first.C
+        for name, eng in self.engines.items():
+            if (self.horizon, self.channels) != (eng.H, eng.C):
                 raise ConfigError(
-                    f"model group '{name}' has horizon {rt.horizon} and {rt.artifact.n_channels}"
-                    f" channel(s), others {self.horizon} and {self.channels}; one worker "
-                    "serves one horizon and one message layout")
+                    f"model group '{name}' has horizon {eng.H} and {eng.C} channel(s), others "
+                    f"{self.horizon} and {self.channels}; one worker serves one horizon and "
+                    "one message layout")
         self._known = np.asarray(sorted(self.group_of))
+        self._group_names = list(self.engines)
         self.shadows: dict[str, Any] = {}
         self.switches: list[tuple[ModelGroup, ModelGroup, Any]] = []
         if monitor is not None:
@@ -86,8 +94,8 @@ class OnnxEngine:
         """Run ``group``'s previous registry version in shadow, when it has one."""
         if group.registry is None:
             return
+        from tsforge.engine.shadow import ShadowStage
         from tsforge.registry import Registry
-        from tsforge.serve.shadow import ShadowedGroup
         from tsforge.serve.versions import load_version
 
         registry = Registry(group.registry, create=False)
@@ -104,8 +112,12 @@ class OnnxEngine:
             log.warning("previous version does not serve every sensor; rollback disabled",
                         extra={"fields": {"group": group.name, "previous": previous}})
             return
-        self.shadows[group.name] = ShadowedGroup(self.runtimes[group.name], group.version,
-                                                 prev, registry, config, intervals=intervals)
+        stage = ShadowStage({group.version: self.engines[group.name],
+                             prev.version: group_engine(prev, intervals)},
+                            group.version, prev.version, config=config,
+                            on_switch=lambda event: _record(registry, event))
+        stage.groups = {group.version: group, prev.version: prev}
+        self.shadows[group.name] = stage
         log.info("previous version in shadow", extra={"fields": {
             "group": group.name, "champion": group.version, "previous": previous}})
 
@@ -123,76 +135,109 @@ class OnnxEngine:
     def step(self, batch: ReadingBatch) -> ForecastBlock:
         """Feed every reading of ``batch`` (known sensors only) and forecast after each."""
         n, H, L = len(batch), self.horizon, len(self.levels)
-        mean = np.empty((n, H))
+        mean = np.full((n, H), np.nan)
         half = np.full((n, L, H), np.nan)
         version = np.empty(n, dtype=object)
         if n == 0:
             return ForecastBlock(mean, half, version)
         names, inverse = np.unique(batch.sensor, return_inverse=True)
-        order = np.argsort(inverse, kind="stable")
-        bounds = np.searchsorted(inverse[order], np.arange(len(names) + 1))
-        by_group: dict[str, list[tuple[str, np.ndarray]]] = {}
-        for j, name in enumerate(names):
-            rows = order[bounds[j]:bounds[j + 1]]
-            by_group.setdefault(self.group_of[str(name)], []).append((str(name), rows))
-        for group, members in by_group.items():
-            if group in self.shadows:
-                self._step_shadowed(group, members, batch, mean, half, version)
+        groups = [self.group_of[s] for s in names.tolist()]
+        gid = np.asarray([self._group_names.index(g) for g in groups])[inverse]
+        # each sensor's row in its group's arrays, looked up once per distinct sensor
+        pos = np.asarray([self.engines[g].index[s] for g, s in zip(groups, names.tolist())],
+                         dtype=np.intp)[inverse]
+        for k, group in enumerate(self._group_names):
+            rows = np.flatnonzero(gid == k)
+            if not rows.size:
                 continue
-            means, halves = self.runtimes[group].push_series(
-                [m[0] for m in members], [batch.values[m[1]] for m in members])
-            for (_, rows), m, h in zip(members, means, halves):
-                mean[rows] = m
-                if L:
-                    half[rows] = h
-                version[rows] = self.versions[group]
+            values = batch.values[rows]
+            if group in self.shadows:
+                res = self.shadows[group].serve(batch.sensor[rows].tolist(), values,
+                                                timestamps=batch.ts[rows])
+                mean[rows], half[rows], version[rows] = res.mean, res.half, res.version
+                self._switched(group, res.events)
+                continue
+            res = self.engines[group].serve(pos[rows], values)
+            mean[rows], half[rows] = res.mean, res.half
+            version[rows] = self.versions[group]
         return ForecastBlock(mean, half, version)
 
-    def _step_shadowed(self, group: str, members: list[tuple[str, np.ndarray]],
-                       batch: ReadingBatch, mean: np.ndarray, half: np.ndarray,
-                       version: np.ndarray) -> None:
-        """Serve a shadowed group; a rollback applies from the reading that triggered it."""
-        shadow = self.shadows[group]
-        rows = np.concatenate([m[1] for m in members])
-        pairs = np.concatenate([np.stack([np.full(len(m[1]), j), np.arange(len(m[1]))], 1)
-                                for j, m in enumerate(members)])
-        arrival = np.argsort(rows, kind="stable")
-        means, halves, switch = shadow.step([m[0] for m in members],
-                                            [batch.values[m[1]] for m in members],
-                                            pairs[arrival])
-        old = self.versions[group]
-        for (_, r), m, h in zip(members, means, halves):
-            mean[r] = m
-            if len(self.levels):
-                half[r] = h
-            version[r] = old
-        if switch is not None:
-            self._switch(group, shadow)
-            version[rows[arrival[switch:]]] = self.versions[group]
-
-    def _switch(self, group: str, shadow: Any) -> None:
-        """Serve the previous version of ``group`` from now on (a rollback)."""
-        old = next(g for g in self.groups if g.name == group)
-        new = shadow.previous
-        self.groups = [new if g.name == group else g for g in self.groups]
-        self.runtimes[group] = shadow.guard.previous
-        self.versions[group] = new.version
-        del self.shadows[group]
-        self.switches.append((old, new, shadow.event))
+    def _switched(self, group: str, events: list) -> None:
+        """Serve the version a rollback switched to from now on; queue it for the worker."""
+        stage = self.shadows[group]
+        for _, _, event in events:
+            if event.kind != "rollback":
+                continue
+            old, new = stage.groups[event.from_version], stage.groups[event.to_version]
+            self.groups = [new if g.name == group else g for g in self.groups]
+            self.engines[group] = stage.engines[event.to_version]
+            self.versions[group] = new.version
+            self.switches.append((old, new, event))
+        if len(stage.engines) < 2:
+            del self.shadows[group]
 
     def take_switches(self) -> list[tuple[ModelGroup, ModelGroup, Any]]:
         """Rollbacks since the last call: ``(old group, new group, monitor event)``."""
         out, self.switches = self.switches, []
         return out
 
+    def _engines_of(self, sensor: str) -> list[GroupEngine]:
+        group = self.group_of[sensor]
+        stage = self.shadows.get(group)
+        return list(stage.engines.values()) if stage is not None else [self.engines[group]]
+
     def sensor_state(self, sensor: str) -> dict[str, np.ndarray]:
-        return self.runtimes[self.group_of[sensor]].sensor_state_dict(sensor)
+        eng = self.engines[self.group_of[sensor]]
+        return eng.state_dict(eng.sensor_index(sensor))
 
     def load_sensor_state(self, sensor: str, state: dict[str, np.ndarray]) -> None:
-        self.runtimes[self.group_of[sensor]].load_sensor_state_dict(sensor, state)
+        eng = self.engines[self.group_of[sensor]]
+        eng.load_state_dict(eng.sensor_index(sensor), state)
 
     def drop_sensor(self, sensor: str) -> None:
-        group = self.group_of[sensor]
-        self.runtimes[group].drop_sensor(sensor)
-        if group in self.shadows:
-            self.shadows[group].guard.previous.drop_sensor(sensor)
+        for eng in self._engines_of(sensor):
+            i = eng.index.get(sensor)
+            if i is not None:
+                eng.reset(i)
+
+
+def _record(registry: Any, event: Any) -> None:
+    """Write a rollback to the registry; a refusal is logged, serving goes on."""
+    if event.kind != "rollback":
+        return
+    try:
+        registry.apply(event)
+    except TsforgeError as exc:
+        log.error("registry refused the rollback; serving the previous version from memory",
+                  extra={"fields": {"registry": str(registry.root), "to": event.to_version,
+                                    "error": str(exc)}})
+
+
+class KafkaDrift:
+    """The engine's drift stage for the worker: alarms as metrics and log lines.
+
+    ``[drift] detectors`` watch each sensor's ``[drift] signals`` (see
+    :mod:`tsforge.engine.drift`); an alarm increments
+    ``tsforge_drift_alarms_total{sensor, detector}`` and is logged.
+    """
+
+    def __init__(self, spec: Any, metrics: Any = None) -> None:
+        from tsforge.engine.drift import DriftStage
+
+        self.stage = DriftStage(spec.detectors, spec.signals, spec.params)
+        self.metrics = metrics
+
+    @property
+    def alarms(self) -> int:
+        return self.stage.alarms
+
+    def update(self, batch: ReadingBatch, block: ForecastBlock) -> int:
+        """Feed every reading of ``batch``; return the number of alarms raised."""
+        alarms = self.stage.update(batch.sensor.tolist(), batch.values[:, 0],
+                                   block.mean[:, 0] if len(batch) else None)
+        for a in alarms:
+            if self.metrics is not None:
+                self.metrics.drift_alarms.labels(a.sensor, f"{a.detector}:{a.signal}").inc()
+            log.info("drift alarm", extra={"fields": {
+                "sensor": a.sensor, "detector": a.detector, "signal": a.signal}})
+        return len(alarms)

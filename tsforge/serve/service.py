@@ -150,9 +150,9 @@ def build_service(spec: PipelineSpec, *, bootstrap_servers: list[str] | None = N
     health = Health(stale_after_s=max(60.0, 2 * k.max_poll_interval_ms / 1000))
     drift = None
     if spec.drift.detectors:
-        from tsforge.serve.drift import DriftWatch
+        from tsforge.serve.engine import KafkaDrift
 
-        drift = DriftWatch(spec.drift, metrics)
+        drift = KafkaDrift(spec.drift, metrics)
     worker = Worker(source, decoder, engine, sink, dead, store,
                     layout=k.output_layout, checkpoint_every_s=spec.checkpoint.every_seconds,
                     poll_timeout_s=k.poll_timeout_ms / 1000, metrics=metrics, health=health,

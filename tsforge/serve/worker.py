@@ -444,7 +444,7 @@ class Worker:
         self._broker_seen = time.monotonic()
 
     def _switched(self, switches: list[tuple[Any, Any, Any]]) -> None:
-        """Log and count each rollback of the engine (see :mod:`tsforge.serve.shadow`)."""
+        """Log and count each rollback of the engine (see :mod:`tsforge.engine.shadow`)."""
         for old, new, event in switches:
             log.warning("model rolled back", extra={"fields": {
                 "group": old.name, "from": old.version, "to": new.version,
