@@ -70,6 +70,18 @@ def test_runtime_batches_many_sensors_in_one_call(exported):
     assert many.latency.count == 100
 
 
+def test_runtime_warns_once_for_a_sensor_it_was_not_exported_for(exported, caplog):
+    _, path, _, y, X = exported
+    runtime = StreamingRuntime(path)
+    with caplog.at_level("WARNING", logger="tsforge.engine"):
+        for t in range(600, 603):
+            runtime.push("line-1", y[t], X[t])
+            runtime.push("unknown-7", y[t], X[t])
+    warned = [r.getMessage() for r in caplog.records if "unknown-7" in r.getMessage()]
+    assert len(warned) == 1 and "initial model state" in warned[0]
+    assert not [r for r in caplog.records if "'line-1' is not" in r.getMessage()]
+
+
 def test_runtime_imputes_nonfinite_and_rejects_bad_shapes(exported):
     _, path, _, y, X = exported
     runtime = StreamingRuntime(path)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from tsforge.engine.latency import LatencyHistogram
 from tsforge.engine.onnx_step import BoundStep
 from tsforge.errors import DataError
 from tsforge.intervals import ConformalIntervals, IntervalConfig
+
+log = logging.getLogger("tsforge.engine")
 
 
 @dataclass
@@ -145,7 +148,17 @@ class GroupEngine:
             self.names.append(sensor)
             self.index[sensor] = i
             self.reset(i)
+            self._warn_if_unseen(sensor)
         return i
+
+    def _warn_if_unseen(self, sensor: str) -> None:
+        """Say once that a sensor the model was not exported for is served cold."""
+        exported = self.artifact.meta.get("sensor")
+        if sensor in self.own_chains or sensor == exported:
+            return
+        log.warning("sensor '%s' is not the exported sensor ('%s'): it is served from the "
+                    "initial model state with the exported sensor's transform chain, and "
+                    "gets intervals once its residual windows fill", sensor, exported)
 
     def indices(self, sensors: list[str]) -> np.ndarray:
         get = self.index.get
