@@ -1,6 +1,9 @@
 """The DSF streaming core: stacked recurrences with a DSF training forward.
 
-Window form of DSF, per layer (Caillon, Fagnou & Allauzen 2025, §3):
+Window form of DSF, per layer (Caillon, Fagnou & Allauzen 2025, §3), as the plain
+reference form :meth:`DSFCore.dsf_sequence_reference` computes it (the training
+forward :meth:`DSFCore.dsf_sequence` gets the same gradients with less work, see
+:mod:`tsforge.models.dsf.window`):
 
 1. the fused PyTorch kernel runs the layer over the window without a graph
    (:func:`~tsforge.models.dsf.cells.sequence_no_graph`; the LSTM's cell states

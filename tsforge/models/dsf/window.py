@@ -50,11 +50,12 @@ def _mm(x: Any, w_t: Any, low: Any, bias: Any = None) -> Any:
 def layer_forward(kind: str, layer: Any, u: Any) -> tuple[Any, Any]:
     """States ``H (T, B, n)`` and, for the LSTM, cell states ``C``, time-major, without a graph.
 
-    ``u (T, B, d)``; the fused kernel runs batch-first (cuDNN on a GPU).
+    ``u (T, B, d)``; the fused kernel runs batch-first (cuDNN on a GPU, in the autocast
+    dtype under autocast); the states are returned in ``u``'s dtype (float32).
     """
     h_seq, c_seq = sequence_no_graph(kind, layer, u.transpose(0, 1))
-    H = h_seq.transpose(0, 1).contiguous()
-    return H, None if c_seq is None else c_seq.transpose(0, 1).contiguous()
+    H = h_seq.transpose(0, 1).to(u.dtype).contiguous()
+    return H, None if c_seq is None else c_seq.transpose(0, 1).to(u.dtype).contiguous()
 
 
 def _filter_block(g: Any, a: Any, start: int, stop: int) -> None:
@@ -128,8 +129,8 @@ class DSFLayer(torch.autograd.Function):
 
     ``apply(u, a, kind, layer, names, low, *params)``: ``layer`` is the fused module (or
     :class:`~tsforge.models.dsf.cells.DiagSSM`) whose parameters ``params`` are, by
-    ``names``; ``u (B, T, d)``; returns ``h (B, T, n)``
-    (a time-major tensor seen batch-first).  Its gradients are those of the local step
+    ``names``; ``u (B, T, d)``; returns ``h (B, T, n)`` (a time-major tensor seen
+    batch-first).  Its gradients are those of the local step
     behind :class:`~tsforge.models.dsf.scan.FixedFeedback` with feedback ``a``.
     """
 
