@@ -42,8 +42,8 @@ class TrainConfig:
     stopped the mlp while it was still learning (ETTh1 HUFL, h=12: MASE 1.241 after
     5 epochs of batch 64, 1.071 after 30 of batch 256, 0.888 with this budget;
     docs/accuracy.md).  ``epochs`` only caps the number of passes.  A pass counts as
-    progress when it lowers the best validation loss by more than ``min_delta`` and by more than the
-    share ``rel_delta`` of it (the tail of a cosine schedule improves by crumbs).
+    progress when it lowers the best validation loss by more than ``min_delta`` and
+    by more than the share ``rel_delta`` of it (a cosine tail improves by crumbs).
     """
 
     epochs: int = 1000
