@@ -75,11 +75,14 @@ def input_lags(window: int, horizon: int, period: int = 1) -> np.ndarray:
     return np.array(sorted(lags), dtype=np.int64)
 
 
-def window_samples(Z: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+def window_samples(Z: np.ndarray, window: int, horizon: int,
+                   positions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """All (window, target) pairs of ``Z`` (``(T, C)``, target in channel 0) without NaN.
 
     Returns ``windows`` of shape ``(N, window, C)`` and ``targets`` of shape ``(N, horizon)``,
     where ``targets[i]`` are the ``horizon`` target values following ``windows[i]``.
+    With ``positions``, only those rows of each window are kept (and checked for NaN),
+    so a season-long window is never copied whole.
     """
     T, C = Z.shape
     n = T - window - horizon + 1
@@ -89,6 +92,8 @@ def window_samples(Z: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray
             f"need at least {window + horizon} readings"
         )
     win = np.lib.stride_tricks.sliding_window_view(Z, (window, C))[:n, 0]  # (n, W, C)
+    if positions is not None:
+        win = win[:, positions]
     tgt = np.lib.stride_tricks.sliding_window_view(Z[window:, 0], horizon)[:n]  # (n, H)
     ok = np.all(np.isfinite(win), axis=(1, 2)) & np.all(np.isfinite(tgt), axis=1)
     return np.ascontiguousarray(win[ok]), np.ascontiguousarray(tgt[ok])
@@ -150,8 +155,7 @@ class WindowedForecaster(TorchForecaster):
         """Head inputs ``(N, n_inputs, C)`` and targets ``(N, horizon)`` of the history ``Z``."""
         lags = self.lags
         span = int(lags[-1]) + 1
-        windows, targets = window_samples(Z, span, self.horizon)
-        return np.ascontiguousarray(windows[:, span - 1 - lags[::-1]]), targets
+        return window_samples(Z, span, self.horizon, span - 1 - lags[::-1])
 
     def fit(self, y: Any, X: Any = None) -> WindowedForecaster:
         from tsforge.training import train
