@@ -48,3 +48,19 @@ def test_same_rollback_decisions(served: tuple[dict, dict]) -> None:
     a = [{k: e[k] for k in keep} for e in json.loads(str(ref["edge_events"]))]
     b = [{k: e[k] for k in keep} for e in json.loads(str(new["edge_events"]))]
     assert a == b and any(e["event"] == "rollback" for e in a)
+
+
+def test_checkpoint_of_the_per_sensor_runtime_resumes(served: tuple[dict, dict]) -> None:
+    """Per-sensor state saved by the earlier runtime loads and serves on identically."""
+    from tsforge.runtime import StreamingRuntime
+
+    ref, _ = served
+    names = [f"s{i}" for i in range(5)]
+    rt = StreamingRuntime(FIXTURE / "gru" / "model.onnx")
+    for s in names:
+        rt.load_sensor_state_dict(s, {k.split("/", 2)[2]: v for k, v in ref.items()
+                                      if k.startswith(f"ckpt/{s}/")})
+    T = ref["y"].shape[1]
+    out = np.stack([rt.push_many(names, ref["y"][:, t], ref["x"][:, t, None])
+                    for t in range(T // 2, T)])
+    np.testing.assert_allclose(out, ref["resume_mean"], rtol=RTOL, atol=1e-9)

@@ -88,37 +88,37 @@ class ChainArrays:
         return out
 
     # ------------------------------------------------------------------ batch
-    def transform(self, idx: np.ndarray, y: np.ndarray, fresh: np.ndarray | None) -> np.ndarray:
+    def transform(self, idx: Any, y: np.ndarray, fresh: np.ndarray | None) -> np.ndarray:
         """Transform one reading of each sensor ``idx`` (distinct); advances their state.
 
-        ``fresh`` marks sensors served for the first time: their differences are
-        anchored at this reading (first difference 0), as ``_anchor_first`` did.
+        ``idx`` is an index array or a slice (``0..n-1``, read as views).  ``fresh``
+        marks sensors served for the first time: their differences are anchored at
+        this reading (first difference 0), as ``_anchor_first`` did.
         """
         z = y
         for kind in self.kinds:
             if kind == "scale":
                 z = (z - self.mean[idx]) / self.std[idx]
             elif kind == "difference":
-                last = self.last[idx]
-                if fresh is not None:
-                    last = np.where(fresh, z, last)
+                last = self.last[idx]  # a view when idx is a slice: use it before writing
+                diff = z - (last if fresh is None else np.where(fresh, z, last))
                 self.last[idx] = z
-                z = z - last
+                z = diff
             else:
                 ph = self.phase[idx]
-                z = z - self.profile[idx, ph]
+                z = z - self.profile[_rows(idx, y.shape[0]), ph]
                 self.phase[idx] = (ph + 1) % self.period
         return z
 
-    def inverse(self, idx: np.ndarray, z_hat: np.ndarray) -> np.ndarray:
+    def inverse(self, idx: Any, z_hat: np.ndarray) -> np.ndarray:
         """Forecasts ``(n, H)`` in engineering units from transformed ones."""
         y = z_hat
         H = z_hat.shape[1]
         for kind in reversed(self.kinds):
             if kind == "scale":
                 y = y * self.std[idx, None] + self.mean[idx, None]
-            elif kind == "difference":
-                y = self.last[idx, None] + np.cumsum(y, axis=1)
+            elif kind == "difference":  # a cumulative sum over one step is the step itself
+                y = self.last[idx, None] + (np.cumsum(y, axis=1) if H > 1 else y)
             else:
                 ph = (self.phase[idx, None] + np.arange(H)) % self.period
                 y = y + np.take_along_axis(self.profile[idx], ph, axis=1)
@@ -164,6 +164,11 @@ class ChainArrays:
             else:
                 y = y + self.profile[i, (self.phase[i] + np.arange(y.shape[0])) % self.period]
         return y
+
+def _rows(idx: Any, n: int) -> np.ndarray:
+    """``idx`` as an index array (a slice ``0..n-1`` becomes ``arange(n)``)."""
+    return np.arange(n) if isinstance(idx, slice) else idx
+
 
 def grown(a: np.ndarray, capacity: int, fill: Any) -> np.ndarray:
     """``a`` with its first axis extended to ``capacity`` rows of ``fill``."""
@@ -213,6 +218,7 @@ class ChainSet:
     def transform(self, idx: np.ndarray, y: np.ndarray, fresh: np.ndarray | None) -> np.ndarray:
         if len(self._arrays) == 1:
             return self._arrays[0].transform(idx, y, fresh)
+        idx = _rows(idx, y.shape[0])
         out = np.empty_like(y)
         which = self.which[idx]
         for k, arrays in enumerate(self._arrays):
@@ -224,6 +230,7 @@ class ChainSet:
     def inverse(self, idx: np.ndarray, z_hat: np.ndarray) -> np.ndarray:
         if len(self._arrays) == 1:
             return self._arrays[0].inverse(idx, z_hat)
+        idx = _rows(idx, z_hat.shape[0])
         out = np.empty_like(z_hat)
         which = self.which[idx]
         for k, arrays in enumerate(self._arrays):

@@ -104,7 +104,7 @@ class ConformalArrays:
         # the rows, which are sorted but for that one element.
         in_place = contiguous and s.size == valid.size
         win = (self.ordered[:idx.size].reshape(-1, W) if in_place else self.ordered[s, sk])
-        win[np.arange(s.size), (win < old[:, None]).sum(axis=1)] = rv
+        win[np.arange(s.size), np.count_nonzero(win < old[:, None], axis=1)] = rv
         win.sort(axis=1, kind="stable")
         if not in_place:
             self.ordered[s, sk] = win

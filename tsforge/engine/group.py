@@ -104,6 +104,8 @@ class GroupEngine:
         self._grow_flags(capacity)
         self.latency = LatencyHistogram()
         self.online: Any = None  # an OnlineStage (tsforge.engine.online)
+        self._no = np.zeros(0, dtype=bool)
+        self._ar = np.zeros(0, dtype=np.intp)
 
     # ------------------------------------------------------------------ sensors
     @property
@@ -192,19 +194,17 @@ class GroupEngine:
         :attr:`n_sensors` rows), which binds the state array without copies.
         """
         n = values.shape[0]
-        ix = np.arange(n) if idx is None else idx
+        ix = self._arange(n) if idx is None else idx
         sel = slice(0, n) if idx is None else idx
-        H, L = self.H, len(self.levels)
-        ok = np.isfinite(values).all(axis=1)
-        imputed = np.zeros(n, dtype=bool)
-        rejected = np.zeros(n, dtype=bool)
-        mean = np.full((n, H), np.nan)
-        half = np.full((n, L, H), np.nan)
         y_raw = values[:, 0]
-        if not ok.all():
+        imputed = rejected = self._false(n)
+        if not np.isfinite(values).all():
+            ok = np.isfinite(values).all(axis=1)
             rejected = ~ok & ~self.has_fc[ix]
             if rejected.any():  # serve the others; the rejected rows keep their state
-                keep = ~rejected
+                H, L, keep = self.H, len(self.levels), ~rejected
+                mean, half = np.full((n, H), np.nan), np.full((n, L, H), np.nan)
+                imputed = np.zeros(n, dtype=bool)
                 sub = self.step(ix[keep], values[keep])
                 mean[keep], half[keep], imputed[keep] = sub.mean, sub.half, sub.imputed
                 return StepResult(mean, half, rejected, imputed)
@@ -217,7 +217,7 @@ class GroupEngine:
             self.last_x[sel] = values[:, 1:]
             self.has_x[sel] = True
         fresh = self.fresh[sel]
-        z = self.chain.transform(ix, y, fresh if fresh.any() else None)
+        z = self.chain.transform(sel, y, fresh if fresh.any() else None)
         self.fresh[sel] = False
         x = self.onnx.x
         x[:n, 0] = z
@@ -228,15 +228,29 @@ class GroupEngine:
         self.latency.add(time.perf_counter() - t0)
         if self.online is not None:
             self._online(ix, z, values, imputed, z_hat)
-        mean = self.chain.inverse(ix, z_hat)
+        mean = self.chain.inverse(sel, z_hat)
         self.last_fc[sel] = mean
         self.has_fc[sel] = True
         self.readings[sel] += 1
         if imputed.any():
             np.add.at(self.imputed, ix[imputed], 1)
-        if self.conformal is not None:
-            half = self.conformal.record(ix, mean)
+        half = (self.conformal.record(ix, mean) if self.conformal is not None
+                 else np.empty((n, 0, self.H)))
         return StepResult(mean, half, rejected, imputed)
+
+    def _false(self, n: int) -> np.ndarray:
+        """A read-only all-False ``(n,)`` mask (shared: no allocation per step)."""
+        if self._no.shape[0] < n:
+            self._no = np.zeros(max(n, 2 * self._no.shape[0]), dtype=bool)
+            self._no.flags.writeable = False
+        return self._no[:n]
+
+    def _arange(self, n: int) -> np.ndarray:
+        """A read-only ``arange(n)`` (shared: no allocation per step)."""
+        if self._ar.shape[0] < n:
+            self._ar = np.arange(max(n, 2 * self._ar.shape[0]), dtype=np.intp)
+            self._ar.flags.writeable = False
+        return self._ar[:n]
 
     def _impute(self, ix: np.ndarray, values: np.ndarray, bad: np.ndarray) -> np.ndarray:
         """Replace non-finite values: the target by the last one-step forecast, covariates
