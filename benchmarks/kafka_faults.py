@@ -11,7 +11,8 @@ restarted like an orchestrator would when they exit.
 - candidate: the same valid readings sent over ``--stream-s`` seconds with poison
   messages of 14 kinds among them; meanwhile ``--kills`` kill -9 of a worker
   (restarted one second later; before the second restart every checkpoint file is
-  truncated to half), and one broker outage of ``--outage-s`` seconds.
+  truncated to half), and one broker outage of ``--outage-s`` seconds before the
+  first kill.
 
 Figures (from the topics read back after the run):
 
@@ -257,6 +258,13 @@ def run(root: Path, bootstrap: str, proxy, store: Path, series: dict, args, *, n
         for k in range(args.kills if faults else 0):
             time.sleep(args.stream_s / (args.kills + 1))  # kills spread over the stream
             workers.supervise()
+            if k == 0:  # before the first kill: both workers hold partitions
+                outage.set()  # the feeder pauses: its producer goes through the proxy too
+                proxy.cut()
+                events.append(f"outage {args.outage_s:g} s")
+                time.sleep(args.outage_s)
+                proxy.restore()
+                outage.clear()
             victim = k % args.workers
             workers.kill(victim)
             events.append(f"kill -9 worker {victim}")
@@ -268,13 +276,6 @@ def run(root: Path, bootstrap: str, proxy, store: Path, series: dict, args, *, n
                 events.append("checkpoints truncated")
             time.sleep(1.0)
             workers.start(victim)
-            if k == args.kills // 2:
-                outage.set()  # the feeder pauses: its producer goes through the proxy too
-                proxy.cut()
-                events.append(f"outage {args.outage_s:g} s")
-                time.sleep(args.outage_s)
-                proxy.restore()
-                outage.clear()
         feeder.join()
         deadline = time.monotonic() + args.timeout_s
         while time.monotonic() < deadline:
@@ -286,6 +287,10 @@ def run(root: Path, bootstrap: str, proxy, store: Path, series: dict, args, *, n
     finally:
         workers.stop()
     score = _score(bootstrap, name, sent)
+    logs = " ".join(p.read_text(errors="replace") for p in root.glob(f"{name}-w*.log"))
+    score.update({"quarantined_checkpoints": logs.count("checkpoint unreadable"),
+                  "outage_waits": logs.count("broker unreachable; waiting"),
+                  "offset_resets": logs.count("outside the partition; reset")})
     score.update({"wall_s": round(time.monotonic() - t0, 1), "events": events,
                   "crashes_on_bad_input": len(workers.crashes), "crashes": workers.crashes})
     return score
@@ -307,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.quick:
         args.sensors, args.readings, args.kills = 8, 150, 3
-        args.outage_s, args.stream_s, args.timeout_s = 15.0, 30.0, 150.0
+        args.outage_s, args.stream_s, args.timeout_s = 15.0, 40.0, 150.0
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from tsforge.connectors.local_broker import LocalBroker, TcpProxy
 
@@ -348,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         "duplicates_without_stable_id": cand["duplicates_without_stable_id"],
         "ratio": cand["ratio"], "baseline_ratio": base["ratio"],
         "duplicate_forecasts": cand["duplicate_forecasts"],
+        "quarantined_checkpoints": cand["quarantined_checkpoints"],
+        "outage_waits": cand["outage_waits"],
         "valid_sent": cand["valid_sent"], "poison_sent": cand["poison_sent"],
         "kills": args.kills, "outage_s": args.outage_s,
         "wall_s": cand["wall_s"], "baseline_wall_s": base["wall_s"]}))

@@ -105,7 +105,8 @@ def test_poison_and_broken_checkpoints(kafka_broker, served_models, tmp_path):
     port = free_port()
     a = spawn(cfg, kafka_broker, port, tmp_path / "a.log")
     try:
-        wait_until(lambda: all(store.previous_path(p).exists() for p in (0, 1)), 90,
+        wait_until(lambda: all(store.previous_path(p).exists() and store.path(p).exists()
+                               for p in (0, 1)), 90,
                    "two checkpoint generations of both partitions")
         a.send_signal(signal.SIGKILL)  # mid-stream: the checkpoint generations differ
         a.wait(10)
@@ -197,9 +198,9 @@ def test_broker_outage_and_recreated_topic(proxied_broker, served_models, tmp_pa
         while time.monotonic() - t0 < 15:
             states.add(health(port).get("status"))
             time.sleep(0.5)
+        proxy.restore()
         assert w.poll() is None, (tmp_path / "w.log").read_text()[-3000:]
         assert "degraded" in states
-        proxy.restore()
         want = expected_ids(served_models, 0, 150, version)
         wait_until(lambda: want <= set(forecasts(bootstrap, f"{name}-out")), 120,
                    "every reading forecast after the outage")

@@ -88,11 +88,12 @@ class CheckpointStore:
         for i, name in enumerate(names):
             for key, value in sensors[name][1].items():
                 arrays[f"s{i}/{key}"] = np.asarray(value)
-        data = npz_bytes(arrays)
         path = self.path(partition)
+        fresh = path.with_suffix(".new.npz")
+        atomic_write_bytes(fresh, npz_bytes(arrays))  # complete on disk before any rename
         if path.exists():
             os.replace(path, self.previous_path(partition))
-        atomic_write_bytes(path, data)
+        os.replace(fresh, path)  # a crash between the renames leaves the previous one
         return path
 
     def load(self, partition: int) -> Checkpoint | None:

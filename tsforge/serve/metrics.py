@@ -72,8 +72,11 @@ class WorkerMetrics:
 class Health:
     """What ``/healthz`` reports; the worker loop updates it."""
 
-    def __init__(self, stale_after_s: float = 60.0) -> None:
+    def __init__(self, stale_after_s: float = 60.0, degraded_after_s: float = 10.0) -> None:
         self.stale_after_s = stale_after_s
+        #: A poll that has not returned for this long means the client waits for the
+        #: broker (or a rebalance): reported as degraded until stale.
+        self.degraded_after_s = degraded_after_s
         self.last_poll = time.monotonic()
         self.running = True
         self.partitions: list[int] = []
@@ -97,6 +100,10 @@ class Health:
             # Alive and waiting for the broker: not a reason to restart the worker.
             return 200, {"status": "degraded", "reason": self.degraded,
                          "degraded_seconds": round(now - self.degraded_since, 3), **body}
+        if self.running and self.degraded_after_s < age < self.stale_after_s:
+            return 200, {"status": "degraded", "reason": f"no poll returned for {age:.0f} s "
+                         "(the Kafka client is waiting for the broker or a rebalance)",
+                         "degraded_seconds": round(age, 3), **body}
         ok = self.running and age < self.stale_after_s
         return (200 if ok else 503), {
             "status": "ok" if ok else ("stopped" if not self.running else "stale"), **body}

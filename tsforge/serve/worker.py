@@ -166,8 +166,7 @@ class Worker:
             log.info("partition assigned", extra={"fields": {"partition": p,
                                                              "checkpoint": None}})
             return None
-        self.source.seek(p, ckpt.offset)
-        self.positions[p] = ckpt.offset
+        self.seek_to(p, ckpt.offset)
         log.info("partition assigned", extra={"fields": {
             "partition": p, "checkpoint_offset": ckpt.offset,
             "sensors_restored": sum(s in self.sensor_partition for s in ckpt.sensors)}})
