@@ -55,7 +55,7 @@ def plot_drift(y: np.ndarray, alarms: Sequence[Alarm], path: str | Path, *,
     if 0 < offset < len(x):
         ax.axvspan(x[offset], x[-1], color="tab:blue", alpha=0.08, label="watched window")
     mark_drift(ax, x, [(a.index, a.detector, a.signal) for a in alarms], switches, offset)
-    ax.set_title(title, fontsize=11)
+    ax.set_title(title, fontsize=11, pad=12)  # room for the alarm markers
     ax.set_ylabel(value_label(name or "reading", unit))
     ax.set_xlim(x[0], x[-1])
     finish([ax], x)
