@@ -71,9 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from tsforge import progress
 
+    before = progress.enabled()
     progress.enable(not getattr(args, "no_progress", False))
     try:
         return int(args.func(args) or 0)
     except TsforgeError as exc:
         print(f"tsforge {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        progress.enable(before)  # the library's default is quiet; main() only lends it

@@ -12,6 +12,8 @@ from tsforge.drift.base import Alarm
 
 #: Marker colour per detector.
 COLORS = {"adwin": "tab:red", "page_hinkley": "tab:orange", "kswin": "tab:purple"}
+#: Above this many alarms on one panel, alarm lines are drawn thin and light.
+DENSE = 40
 
 
 def mark_drift(ax: Any, x: np.ndarray, alarms: Sequence[tuple[int, str, str]],
@@ -20,14 +22,19 @@ def mark_drift(ax: Any, x: np.ndarray, alarms: Sequence[tuple[int, str, str]],
     detector, dashed for input alarms) and switches (thick dashed black) on ``ax``;
     indices are shifted by ``offset`` into ``x``."""
     labelled: set[str] = set()
-    for index, detector, signal in alarms:
-        i = index + offset
-        if not 0 <= i < len(x):
-            continue
+    shown = [(index + offset, detector, signal) for index, detector, signal in alarms
+             if 0 <= index + offset < len(x)]
+    counts: dict[str, int] = {}
+    for _, detector, signal in shown:
+        counts[f"{detector} ({signal})"] = counts.get(f"{detector} ({signal})", 0) + 1
+    # a few alarms stand out; hundreds would hide the series, so they are drawn lighter
+    lw, alpha = (1.6, 0.85) if len(shown) <= DENSE else (0.5, 0.35)
+    for i, detector, signal in shown:
         label = f"{detector} ({signal})"
         color = COLORS.get(detector, "tab:gray")
-        ax.axvline(x[i], color=color, lw=1.6, alpha=0.85, ls="--" if signal == "input" else "-",
-                   label=None if label in labelled else label, zorder=3)
+        text = label if counts[label] == 1 else f"{label}: {counts[label]} alarms"
+        ax.axvline(x[i], color=color, lw=lw, alpha=alpha, ls="--" if signal == "input" else "-",
+                   label=None if label in labelled else text, zorder=3)
         ax.plot([x[i]], [1.0], marker="v", ms=9, color=color, clip_on=False, zorder=4,
                 transform=ax.get_xaxis_transform())
         labelled.add(label)
@@ -55,7 +62,7 @@ def plot_drift(y: np.ndarray, alarms: Sequence[Alarm], path: str | Path, *,
     if 0 < offset < len(x):
         ax.axvspan(x[offset], x[-1], color="tab:blue", alpha=0.08, label="watched window")
     mark_drift(ax, x, [(a.index, a.detector, a.signal) for a in alarms], switches, offset)
-    ax.set_title(title, fontsize=11)
+    ax.set_title(title, fontsize=11, pad=12)  # room for the alarm markers
     ax.set_ylabel(value_label(name or "reading", unit))
     ax.set_xlim(x[0], x[-1])
     finish([ax], x)

@@ -14,6 +14,7 @@ legends outside the data, and a width that fills the HTML report's page
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,9 +42,20 @@ def new_figure(rows: int, height: float, width: float = WIDTH) -> tuple[Any, Any
     return fig, axes
 
 
-def value_label(name: str, unit: str = "") -> str:
-    """Value-axis label: ``"Usage_kWh [kWh]"``, or the bare name when the unit is unknown."""
-    return f"{name} [{unit}]" if unit else name
+def value_label(name: str, unit: str = "", width: int = 22) -> str:
+    """Value-axis label: ``"Usage_kWh [kWh]"``, or the bare name when the unit is unknown.
+
+    Long names are broken after ``_`` or spaces into lines of about ``width`` characters,
+    so that the label never runs off the panel.
+    """
+    text = f"{name} [{unit}]" if unit else name
+    lines, line = [], ""
+    for token in re.findall(r"[^_ ]+[_ ]?", text):
+        if line and len(line) + len(token) > width:
+            lines.append(line)
+            line = ""
+        line += token
+    return "\n".join(part.rstrip() for part in [*lines, line] if part)
 
 
 def step_text(step: Any) -> str:
@@ -260,8 +272,9 @@ def drift_png(y: np.ndarray, timeline: Any, *, time: Any = None, title: str = ""
     for ax, signal in ((ax1, "input"), (ax2, "residual")):
         mark_drift(ax, x, [(a.index, a.detector, a.signal) for a in timeline.alarms
                            if a.signal == signal])
-    ax1.set_title(f"{title}: drift alarms on the readings", fontsize=11)
-    ax2.set_title("drift alarms on the forecast errors of the picked model", fontsize=11)
+    ax1.set_title(f"{title}: drift alarms on the readings", fontsize=11, pad=12)
+    ax2.set_title("drift alarms on the forecast errors of the picked model", fontsize=11,
+                  pad=12)
     ax1.set_ylabel(value_label(title.split("/")[-1] or "reading", unit), fontsize=FONT + 0.5)
     ax2.set_ylabel("scaled |error|", fontsize=FONT + 0.5)
     for ax in (ax1, ax2):
