@@ -52,7 +52,7 @@ def _check_weights(result: Any, model: str) -> None:
 
 
 def draw_weights(ax1: Any, ax2: Any, result: Any, model: str = "auto",
-                 time: np.ndarray | None = None) -> None:
+                 time: np.ndarray | None = None, ylabel: str = "reading") -> None:
     """Draw ``model``'s one-step forecast over the actual series on ``ax1`` and the
     weight of each expert (stacked, shares sum to 1) on ``ax2``; restarts of the
     weights after drift alarms are dashed lines.  Legends sit outside the data."""
@@ -66,7 +66,7 @@ def draw_weights(ax1: Any, ax2: Any, result: Any, model: str = "auto",
     ax1.plot(x, result.actual, color="black", lw=0.7, label="actual")
     ax1.plot(x, result.predictions[model][:, 0], color="tab:blue", lw=0.7, alpha=0.8,
              label=f"{model}, 1 step ahead")
-    ax1.set_ylabel("reading (engineering units)")
+    ax1.set_ylabel(ylabel)
     cmap = colormaps["tab10"]
     ax2.stackplot(x, np.nan_to_num(w[:, order]).T, labels=[names[i] for i in order],
                   colors=[cmap(i % 10) for i in range(len(order))], alpha=0.85)
@@ -78,7 +78,8 @@ def draw_weights(ax1: Any, ax2: Any, result: Any, model: str = "auto",
                            label="weights restart (drift alarm)" if k == 0 and ax is ax2
                            else None)
     ax2.set_ylim(0, 1)
-    ax2.set_xlim(x[0], x[-1])
+    for ax in (ax1, ax2):
+        ax.set_xlim(x[0], x[-1])
     ax2.set_ylabel("weight in the 1-step forecast")
     ax2.set_xlabel("time" if time is not None else "reading after the training part")
     for ax in (ax1, ax2):
@@ -87,22 +88,17 @@ def draw_weights(ax1: Any, ax2: Any, result: Any, model: str = "auto",
 
 
 def plot_weights(result: Any, path: str | Path, *, model: str = "auto",
-                 time: np.ndarray | None = None, title: str = "Weights of the aggregate") -> Path:
+                 time: np.ndarray | None = None, title: str = "Weights of the aggregate",
+                 unit: str = "") -> Path:
     """The weight of each expert in ``model``'s one-step forecast over the streamed part
     (:func:`draw_weights`), as a PNG.  ``result`` is a
-    :class:`tsforge.backtest.BacktestResult` of a run that included ``model``.
+    :class:`tsforge.backtest.BacktestResult` of a run that included ``model``; ``unit``
+    labels the value axis (none shown when unknown).
     """
-    _check_weights(result, model)
-    plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 6), sharex=True,
-                                   gridspec_kw={"height_ratios": [1, 1.4]},
-                                   constrained_layout=True)
-    draw_weights(ax1, ax2, result, model, time)
-    ax1.set_title(f"{title}: {model} over the streamed part")
-    if time is not None:
-        fig.autofmt_xdate()
+    from tsforge.report import figures
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    path.write_bytes(figures.weights_png(result, model=model, time=time, title=title,
+                                         unit=unit))
     return path

@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
               "readings, intervals of the lowest-MASE model)")
         for name in result.weights:
             png = Path(args.plot).with_name(f"{Path(args.plot).stem}_weights.png")
-            out = plot_weights(result, png, model=name, time=frame.time, title=target)
+            out = plot_weights(result, png, model=name, time=frame.time, title=target,
+                               unit=frame.unit(target))
             print(f"weights plot: {out}")
     return 0

@@ -218,16 +218,17 @@ def _draw(ax: Any, x: np.ndarray, result: Any, model: str, step: int, span: slic
     ax.set_xlim(x[span][0], x[span][-1])
 
 
-def weights_png(result: Any, *, model: str = "auto", time: Any = None, title: str = "") -> bytes:
+def weights_png(result: Any, *, model: str = "auto", time: Any = None, title: str = "",
+                unit: str = "") -> bytes:
     """The aggregate's one-step forecast and its experts' weights over the streamed part."""
     from tsforge.plotting import draw_weights
 
     fig, (ax1, ax2) = new_figure(2, 5.5)
     x = None if time is None else np.asarray(time)
-    draw_weights(ax1, ax2, result, model, x)
-    ax1.set_title(f"{title}: weights of the online aggregation ({model})")
-    if x is not None:
-        date_axes((ax1, ax2), x[result.test_start:])
+    draw_weights(ax1, ax2, result, model, x, ylabel=value_label(title or "reading", unit))
+    ax1.set_title(f"{title}: weights of the online aggregation ({model})" if title
+                  else f"weights of the online aggregation ({model})")
+    finish((ax1, ax2), None if x is None else x[result.test_start:])
     return to_png(fig)
 
 

@@ -257,7 +257,7 @@ def study_sensor(prepared: PreparedFile, sensor: str, spec: Any, *,
                                    unit=unit),
     }
     if "auto" in result.weights:
-        figs["weights"] = figures.weights_png(result, time=t, title=key)
+        figs["weights"] = figures.weights_png(result, time=t, title=key, unit=unit)
     return SensorStudy(file=prepared.name, sensor=sensor, time=t, y=y, stationarity=stat,
                        pick=pick, backtest=result, drift=timeline, export=export,
                        covariates=covariates, runtime=runtime, figures=figs,
