@@ -77,9 +77,21 @@ def served_models(tmp_path_factory: pytest.TempPathFactory) -> ServedModels:
                         start_ms=start_ms + HISTORY * step_ms, step_ms=step_ms, horizon=2)
 
 
+def _off_by_a_season(step: dict) -> dict:
+    """A chain step whose seasonal profile (if any) is wrong by ±5 in turn."""
+    if step.get("kind") != "deseasonalize":
+        return step
+    profile = np.asarray(step["profile"], dtype=float)
+    return {**step, "profile": (profile + 5.0 * (-1.0) ** np.arange(len(profile))).tolist()}
+
+
 def registry_with_bad_champion(served: ServedModels, root: Path) -> tuple[object, str, str]:
     """Copy the served registry to ``root``; register and promote a champion with wrong
-    sensor statistics (every reading scaled by 1000).  Returns (registry, bad, good)."""
+    sensor statistics: ±5 added in turn to each sensor's seasonal profile, so consecutive
+    readings are shifted apart by 10 and every forecast is off by about 10 whatever the
+    model's readout (a wrong scale alone is harmless to a readout that forecasts the
+    change).
+    Returns (registry, bad, good)."""
     import shutil
 
     from tsforge.registry import Registry
@@ -88,7 +100,7 @@ def registry_with_bad_champion(served: ServedModels, root: Path) -> tuple[object
     shutil.copytree(served.store, root)
     (good,) = load_groups(root)
     registry = Registry(good.registry, create=False)
-    chains = {s: [{"kind": "scale", "mean": 0.0, "std": 1e-3}] for s in good.sensors}
+    chains = {s: [_off_by_a_season(step) for step in chain] for s, chain in good.sensors.items()}
     bad = registry.register(onnx=good.onnx_path, family=good.family,
                             extra={"sensors": chains, "group": good.name})
     registry.promote(bad.name)

@@ -98,7 +98,7 @@ def test_analyze_cli_shows_profile_and_recommendation(tmp_path, capsys) -> None:
     csv.write_text("timestamp,flow,level\n" + "\n".join(rows) + "\n")
     out_json = tmp_path / "a.json"
     code = main(["analyze", str(csv), "--family", "level=uoro", "--json", str(out_json),
-                 "--plots", str(tmp_path / "plots")])
+                 "--plots", str(tmp_path / "plots"), "--details"])
     text = capsys.readouterr().out
     assert code == 0
     assert "flow: regime profile of" in text and "recommendation (R" in text

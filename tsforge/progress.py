@@ -48,8 +48,8 @@ class _Lines:
 
     def __iter__(self) -> Iterator[Any]:
         for item in self._it:
-            yield item
-            self._n += 1
+            self._n += 1  # counted when handed out: a loop left by ``break`` after its
+            yield item    # work (the trainer's step budget) still counts that item
         self.close()
 
     def set_postfix(self, **values: Any) -> None:
