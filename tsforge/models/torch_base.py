@@ -24,6 +24,7 @@ from tsforge.errors import ConfigError, DataError
 from tsforge.models.base import Forecast, Forecaster, ForecasterConfig
 from tsforge.optional import require
 from tsforge.training import TrainConfig
+from tsforge.training.device import one_torch_thread
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +93,7 @@ class TorchForecaster(Forecaster):
                 f"model '{self.name}' got a non-finite reading {row.tolist()}; "
                 "wrap it in a Pipeline with a nonfinite policy or repair the data"
             )
-        with torch.no_grad():
+        with torch.no_grad(), one_torch_thread():
             inp = torch.as_tensor(row, dtype=torch.float32)[None]
             out, self.state_ = self.core_(inp, self.state_)
         self.last_forecast_ = out[0].double().numpy()
@@ -106,7 +107,7 @@ class TorchForecaster(Forecaster):
         """Put the core in the state reached after reading the rows of ``Z`` (``(T, C)``)."""
         torch = require("torch", "streaming")
         self.core_.eval()
-        with torch.no_grad():
+        with torch.no_grad(), one_torch_thread():
             state = self.core_.initial_state(1)
             out = torch.zeros(1, self.horizon)
             rows = torch.as_tensor(self._warmup_rows(Z), dtype=torch.float32)
