@@ -57,3 +57,84 @@ class LearnerStage:
             fc.append(learner.forecast().mean)
             states.append(learner.stream_state())
         return np.asarray(fc), np.asarray(states)
+
+
+class BatchLearnerStage:
+    """One vectorised learner (:class:`~tsforge.models.online.batch.SensorBatch`) for
+    all the sensors it serves, behind the :class:`OnlineStage` interface.
+
+    Row ``s`` of ``batch`` serves engine sensor ``sensors[s]``.  A time step makes
+    one ``learn_many`` call for the rows present that were read, and one
+    ``update_many`` call for those that were imputed.  When every served sensor is
+    present the batch steps in place; otherwise the rows present are taken out as a
+    batch of their own (:meth:`SensorBatch.take`), stepped, and put back: each
+    sensor's rule depends only on its own state, so the numbers are those of a
+    per-sensor learner (``tests/test_engine_online.py``).  Sub-batches are kept for
+    reuse, a few sizes at most.
+    """
+
+    _KEEP = 4  # sub-batch sizes kept for reuse
+
+    def __init__(self, batch: Any, sensors: Any) -> None:
+        self.batch = batch
+        self.sensors = np.asarray(sensors, dtype=np.intp)
+        if self.sensors.shape != (batch.sensors,):
+            raise ValueError(f"a batch of {batch.sensors} sensors cannot serve "
+                             f"{self.sensors.shape[0]} engine sensors")
+        self._order = np.argsort(self.sensors, kind="stable")
+        self._sorted = self.sensors[self._order]
+        self._all = np.arange(batch.sensors)
+        self._subs: dict[int, Any] = {}
+        self.learned = 0
+
+    @classmethod
+    def from_learners(cls, learners: dict[int, Any]) -> BatchLearnerStage:
+        """One batch for fitted single-sensor forecasters (one family and configuration)
+        keyed by engine sensor index.  A lone learner is served through its own batch
+        of one (``learner.batch_``), so the learner object keeps learning."""
+        keys = sorted(learners)
+        if len(keys) == 1:
+            return cls(learners[keys[0]].batch_, keys)
+        models = [learners[k] for k in keys]
+        return cls(type(models[0].batch_).from_models(models), keys)
+
+    def positions(self, rows: np.ndarray) -> np.ndarray:
+        """Batch rows of engine sensors ``rows`` (all served by this stage)."""
+        return self._order[np.searchsorted(self._sorted, rows)]
+
+    def step(self, rows: np.ndarray, z: np.ndarray, x: np.ndarray, imputed: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+        pos = self.positions(rows)
+        fc = np.empty((rows.shape[0], self.batch.config.horizon))
+        read = ~imputed
+        for mask, learn in ((read, True), (imputed, False)):
+            if mask.all():
+                fc[:] = self._run(pos, z, x, learn)
+            elif mask.any():
+                fc[mask] = self._run(pos[mask], z[mask], x[mask], learn)
+        self.learned += int(read.sum())
+        return fc, self.batch.stream_states()[pos]
+
+    def _run(self, pos: np.ndarray, z: np.ndarray, x: np.ndarray, learn: bool) -> np.ndarray:
+        """Learn (or only advance) sensors ``pos`` on ``z``; their forecasts ``(k, H)``."""
+        cov = x if x.shape[1] else None
+        if pos.shape[0] == self.batch.sensors:  # every sensor: step in place, batch order
+            b = self.batch
+            if np.array_equal(pos, self._all):
+                (b.learn_many if learn else b.update_many)(z, cov)
+                return b.forecast_many()
+            zb = np.empty_like(z)
+            zb[pos] = z
+            xb = None
+            if cov is not None:
+                xb = np.empty_like(cov)
+                xb[pos] = cov
+            (b.learn_many if learn else b.update_many)(zb, xb)
+            return b.forecast_many()[pos]
+        sub = self.batch.take(pos, self._subs.get(pos.shape[0]))
+        (sub.learn_many if learn else sub.update_many)(z, cov)
+        fc = sub.forecast_many()
+        self.batch.put(pos, sub)
+        if pos.shape[0] not in self._subs and len(self._subs) < self._KEEP:
+            self._subs[pos.shape[0]] = sub
+        return fc

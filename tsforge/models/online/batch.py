@@ -157,6 +157,25 @@ class SensorBatch:
             if key in state:
                 arr[s] = state[key]
 
+    def stream_states(self) -> np.ndarray:
+        """Every sensor's exported-step state ``(S, *state)`` (the forecaster's
+        ``stream_state``): the recurrent state ``h`` unless a family says otherwise."""
+        return np.array(self._arrays()["h"])
+
+    # ------------------------------------------------------------ subsets of sensors
+    def take(self, pos: np.ndarray, into: SensorBatch | None = None) -> SensorBatch:
+        """Sensors ``pos`` as a batch of their own (``into``, a batch of ``len(pos)``
+        sensors to reuse, or a new one): learn on it, then :meth:`put` it back."""
+        sub = into if into is not None else type(self)(self.config, self.d, len(pos))
+        sub.load_state_dict({k: v[pos] for k, v in self._arrays().items()})
+        return sub
+
+    def put(self, pos: np.ndarray, sub: SensorBatch) -> None:
+        """Write the batch ``sub`` (from :meth:`take`) back into sensors ``pos``."""
+        mine = self._arrays()
+        for key, arr in sub._arrays().items():
+            mine[key][pos] = arr
+
     @classmethod
     def from_models(cls, models: Sequence[Any]) -> SensorBatch:
         """One batch serving the fitted single-sensor forecasters ``models`` (same family
