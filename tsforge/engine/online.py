@@ -39,8 +39,9 @@ class LearnerStage:
     the readings learned from (imputed ones are not).
     """
 
-    def __init__(self, learners: dict[int, Any]) -> None:
+    def __init__(self, learners: dict[int, Any], *, stream: bool = True) -> None:
         self.learners = learners
+        self.stream = stream  # False: learners without an exported step (states (k, 0))
         self.sensors = np.asarray(sorted(learners), dtype=np.intp)
         self.learned = 0
 
@@ -55,8 +56,8 @@ class LearnerStage:
                 learner.learn_one(zi, xi)
                 self.learned += 1
             fc.append(learner.forecast().mean)
-            states.append(learner.stream_state())
-        return np.asarray(fc), np.asarray(states)
+            states.append(learner.stream_state() if self.stream else ())
+        return np.asarray(fc), np.asarray(states).reshape(len(fc), -1 if self.stream else 0)
 
 
 class BatchLearnerStage:
@@ -138,3 +139,57 @@ class BatchLearnerStage:
         if pos.shape[0] not in self._subs and len(self._subs) < self._KEEP:
             self._subs[pos.shape[0]] = sub
         return fc
+
+
+class LearnerStep:
+    """The model step of a group whose online stage serves every sensor.
+
+    :class:`~tsforge.engine.group.GroupEngine` runs transform, model step, online
+    stage, inverse; with no exported model the step computes nothing (zeros that the
+    stage overwrites for every row) and holds the stage's stream states, so the
+    group keeps the engine's chain, imputation, conformal and checkpoint code.
+    """
+
+    def __init__(self, n_channels: int, horizon: int, state_shape: tuple[int, ...],
+                 capacity: int = 16) -> None:
+        self.C, self.H, self.shape = n_channels, horizon, tuple(state_shape)
+        self.capacity = 0
+        self.state = np.zeros((0, *self.shape), np.float32)
+        self.grow(capacity)
+
+    def grow(self, capacity: int) -> None:
+        if capacity <= self.capacity:
+            return
+        state = np.zeros((capacity, *self.shape), np.float32)
+        state[:self.state.shape[0]] = self.state
+        self.state = state
+        self.x = np.zeros((capacity, self.C), np.float32)
+        self._zeros = np.zeros((capacity, self.H), np.float32)
+        self.capacity = capacity
+
+    def run(self, idx: np.ndarray | None, n: int) -> np.ndarray:
+        return self._zeros[:n]
+
+    def run_one(self, i: int) -> np.ndarray:
+        raise TypeError("a learner group is served through its online stage "
+                        "(GroupEngine.step_one takes the batch path when one is set)")
+
+
+class LearnerArtifact:
+    """What :class:`~tsforge.engine.group.GroupEngine` reads of an artifact, for a group
+    served by online learners only (``meta``: its ``intervals`` entry, no chain
+    template: every sensor is added with its own chain)."""
+
+    session = None
+
+    def __init__(self, horizon: int, state_shape: tuple[int, ...],
+                 intervals: dict[str, Any] | None) -> None:
+        self.horizon, self.n_channels, self.state_shape = horizon, 1, tuple(state_shape)
+        self.meta: dict[str, Any] = {"transforms": [], "covariate_scales": []}
+        if intervals is not None:
+            self.meta["intervals"] = intervals
+
+    def initial_state(self) -> np.ndarray:
+        return np.zeros(self.state_shape, np.float32)
+
+    exported_state = initial_state
