@@ -70,11 +70,9 @@ class BatchLearnerStage:
     present the batch steps in place; otherwise the rows present are taken out as a
     batch of their own (:meth:`SensorBatch.take`), stepped, and put back: each
     sensor's rule depends only on its own state, so the numbers are those of a
-    per-sensor learner (``tests/test_engine_online.py``).  Sub-batches are kept for
-    reuse, a few sizes at most.
+    per-sensor learner (``tests/test_engine_online.py``).  Sub-batches are padded to
+    a power of two and kept for reuse (building one costs more than stepping it).
     """
-
-    _KEEP = 4  # sub-batch sizes kept for reuse
 
     def __init__(self, batch: Any, sensors: Any) -> None:
         self.batch = batch
@@ -132,13 +130,20 @@ class BatchLearnerStage:
                 xb[pos] = cov
             (b.learn_many if learn else b.update_many)(zb, xb)
             return b.forecast_many()[pos]
-        sub = self.batch.take(pos, self._subs.get(pos.shape[0]))
+        # pad to a power of two with copies of the last row (computed, never written
+        # back): sub-batches of log2(S) sizes are built once and reused
+        k = pos.shape[0]
+        size = min(1 << (k - 1).bit_length(), self.batch.sensors)
+        if size > k:
+            pos = np.concatenate([pos, np.repeat(pos[-1:], size - k)])
+            z = np.concatenate([z, np.repeat(z[-1:], size - k)])
+            if cov is not None:
+                cov = np.concatenate([cov, np.repeat(cov[-1:], size - k, axis=0)])
+        sub = self.batch.take(pos, self._subs.get(size))
+        self._subs[size] = sub
         (sub.learn_many if learn else sub.update_many)(z, cov)
-        fc = sub.forecast_many()
-        self.batch.put(pos, sub)
-        if pos.shape[0] not in self._subs and len(self._subs) < self._KEEP:
-            self._subs[pos.shape[0]] = sub
-        return fc
+        self.batch.put(pos[:k], sub)
+        return sub.forecast_many()[:k]
 
 
 class LearnerStep:

@@ -166,15 +166,20 @@ class SensorBatch:
     def take(self, pos: np.ndarray, into: SensorBatch | None = None) -> SensorBatch:
         """Sensors ``pos`` as a batch of their own (``into``, a batch of ``len(pos)``
         sensors to reuse, or a new one): learn on it, then :meth:`put` it back."""
-        sub = into if into is not None else type(self)(self.config, self.d, len(pos))
-        sub.load_state_dict({k: v[pos] for k, v in self._arrays().items()})
-        return sub
+        if into is None:
+            into = type(self)(self.config, self.d, len(pos))
+        mine = self._arrays()
+        for key, arr in into._arrays().items():  # gathered straight into its arrays
+            np.take(mine[key], pos, axis=0, out=arr)
+        into.load_state_dict({})  # let a family drop what it cached about the old rows
+        return into
 
     def put(self, pos: np.ndarray, sub: SensorBatch) -> None:
-        """Write the batch ``sub`` (from :meth:`take`) back into sensors ``pos``."""
-        mine = self._arrays()
+        """Write the first ``len(pos)`` rows of ``sub`` (from :meth:`take`) back into
+        sensors ``pos``."""
+        mine, k = self._arrays(), pos.shape[0]
         for key, arr in sub._arrays().items():
-            mine[key][pos] = arr
+            mine[key][pos] = arr[:k]
 
     @classmethod
     def from_models(cls, models: Sequence[Any]) -> SensorBatch:
