@@ -194,8 +194,8 @@ def main() -> None:
         for name, layout, intervals, drift, workers, online in runs:
             spec = _spec(broker.bootstrap, topic, f"g-{name}", store, root / f"ck-{name}",
                          layout, intervals, drift, online)
-            # online learning is one library step per reading: a share of the stream
-            # is enough to measure its rate
+            # online learning (engine + batch ESN learner, RLS per reading): a share of
+            # the stream is enough to measure its rate
             limit = min(n, 16_000) if online is not None else n
             results[name] = pipeline(spec, limit, workers)
     print(f"{n} readings, {args.sensors} sensors, {PARTITIONS} partitions, horizon 1, ESN(64) "

@@ -246,8 +246,8 @@ def test_online_learning_engine_resumes_learned_state(served_models, tmp_path):
     whole = OnlineEngine(spec)
     first = whole.step(batch(0, 40))
     state = {s: whole.sensor_state(s) for s in sensors}
-    learned = whole.models[sensors[0]].model.state_dict()
-    initial = OnlineEngine(spec).models[sensors[0]].model.state_dict()
+    learned = {k: v for k, v in state[sensors[0]].items() if k.startswith("model/")}
+    initial = OnlineEngine(spec).sensor_state(sensors[0])
     assert any(not np.array_equal(learned[k], initial[k]) for k in learned)  # it learned
     rest = whole.step(batch(40, 80))
     resumed = OnlineEngine(spec)  # loads the store fitted by the first engine
@@ -258,6 +258,73 @@ def test_online_learning_engine_resumes_learned_state(served_models, tmp_path):
     np.testing.assert_allclose(again.half, rest.half, rtol=1e-9, atol=1e-9)
     assert np.isfinite(first.mean).all()
     assert set(rest.version) == {whole.version(s) for s in sensors}
+
+
+@pytest.mark.parametrize("family", ["esn", "uoro", "snarimax"])
+def test_online_learning_engine_equals_the_library_learners(served_models, tmp_path, family):
+    """The engine-served online path gives the numbers of each sensor's library
+    ``TransformedForecaster`` learning reading by reading (chain, imputation of NaN/inf,
+    conformal intervals), for polls that repeat sensors in any order."""
+    import json
+
+    from tsforge.connectors import ReadingBatch
+
+    from tsforge.pipeline import parse_spec
+    from tsforge.serve.online import OnlineEngine, _build, _prepare, load_wrapped_state
+
+    params = {"esn": {"reservoir": 16}, "uoro": {"hidden": 6, "fit_readings": 200},
+              "snarimax": {"p": 2, "q": 1, "period": 12, "sp": 1}}[family]
+    spec = parse_spec({"name": "o", "use": "kafka",
+                       "model": {"family": family, "horizon": 2, "online_learning": True,
+                                 "params": params, "history": str(served_models.history_csv)},
+                       "intervals": {"levels": [0.8, 0.95]},
+                       "registry": {"path": str(tmp_path / "models")}})
+    engine = OnlineEngine(spec)
+    library = {}
+    for sensor, (path, fam) in _prepare(spec).items():
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(str(npz["__meta__"]))
+            state = {k: npz[k] for k in npz.files if k != "__meta__"}
+        library[sensor] = _build(fam, meta["params"], 2, meta["chain"], [0.8, 0.95],
+                                 spec.intervals.method, 0)
+        load_wrapped_state(library[sensor], state)
+    sensors = served_models.sensors[:3]
+    rng = np.random.default_rng(1)
+    t = dict.fromkeys(sensors, 0)
+    for _ in range(12):
+        names = list(rng.choice(sensors, size=int(rng.integers(1, 10))))
+        values = []
+        for s in names:
+            v = served_models.stream[s][t[s]]
+            values.append(np.nan if rng.random() < 0.08 else np.inf if rng.random() < 0.03
+                          else v)
+            t[s] += 1
+        block = engine.step(ReadingBatch(np.array(names), np.arange(len(names)),
+                                         np.array(values)[:, None], np.arange(len(names))))
+        for j, (s, y) in enumerate(zip(names, values)):
+            library[s].learn_one(y)
+            f = library[s].forecast()
+            np.testing.assert_allclose(block.mean[j], f.mean, rtol=1e-6, atol=1e-9)
+            # half-widths per level and step, NaN while that step warms up (the library
+            # issues a level only once every step is warm; the engine per step, as for ONNX)
+            np.testing.assert_allclose(block.half[j], library[s].conformal_.q, rtol=1e-6,
+                                       equal_nan=True)
+            if f.intervals:
+                lo, hi = f.intervals[0.95]
+                np.testing.assert_allclose(block.half[j, 1], (hi - lo) / 2, rtol=1e-6)
+    for s in sensors:  # checkpoints keep the library's per-sensor format
+        mine, ref = engine.sensor_state(s), served_wrapped(library[s])
+        assert set(ref) <= set(mine)
+        for key in ref:
+            if ref[key].dtype.kind in "fi":
+                np.testing.assert_allclose(mine[key], ref[key], rtol=1e-6, atol=1e-9,
+                                           err_msg=key)
+
+
+def served_wrapped(model):
+    from tsforge.serve.online import wrapped_state
+
+    return wrapped_state(model)
 
 
 def test_auto_family_is_picked_per_sensor_by_the_policy(served_models, tmp_path):

@@ -74,9 +74,14 @@ class GroupEngine:
         Keep conformal interval state (as configured in the manifest).
     capacity
         Sensors to allocate for at first (the arrays grow as sensors arrive).
+    step
+        What stands in for the ONNX step (default: the artifact's session bound
+        through :class:`BoundStep`); :class:`~tsforge.engine.online.LearnerStep` for
+        a group whose online stage serves every sensor (no exported model).
     """
 
-    def __init__(self, artifact: Any, *, intervals: bool = True, capacity: int = 16) -> None:
+    def __init__(self, artifact: Any, *, intervals: bool = True, capacity: int = 16,
+                 step: Any = None) -> None:
         self.artifact = artifact
         meta = artifact.meta
         self.H, self.C = artifact.horizon, artifact.n_channels
@@ -93,7 +98,8 @@ class GroupEngine:
         self.chain = ChainSet(self.template, capacity)
         self.conformal = (ConformalArrays(IntervalConfig.from_dict(imeta["config"]),
                                           int(imeta["horizon"]), capacity) if imeta else None)
-        self.onnx = BoundStep(artifact.session, self.C, self.H, artifact.state_shape, capacity)
+        self.onnx = step if step is not None else BoundStep(
+            artifact.session, self.C, self.H, artifact.state_shape, capacity)
         self.capacity = capacity
         z = np.zeros(0)
         self.last_fc = np.zeros((capacity, self.H))

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from tsforge.engine.group import GroupEngine
-from tsforge.engine.online import LearnerStage
+from tsforge.engine.online import BatchLearnerStage, LearnerStage
 from tsforge.errors import DataError
 from tsforge.intervals import ConformalIntervals
 from tsforge.models.base import Forecast
@@ -101,7 +101,10 @@ class StreamingRuntime:
         self.learner_sensor = learner_sensor or self.artifact.meta.get("sensor")
         if learner is not None:
             i = self.engine.sensor_index(self.learner_sensor)
-            self.engine.online = LearnerStage({i: learner})
+            # vectorised stage over the learner's own batch of one (it keeps learning as
+            # an object: write-back reads it); learners without a batch: per reading
+            self.engine.online = (BatchLearnerStage.from_learners({i: learner})
+                                  if hasattr(learner, "batch_") else LearnerStage({i: learner}))
 
     @property
     def horizon(self) -> int:

@@ -1,19 +1,28 @@
 """Online learning in the service: each sensor's learner updates on every reading.
 
 With ``[model] online_learning = true`` the worker serves online families
-(``esn``, ``uoro``, ``rtrl``, ``snarimax``) in the library instead of through
-ONNX: per sensor, ``learn_one`` then ``forecast`` for every reading, in order.
+(``esn``, ``uoro``, ``rtrl``, ``ptncn``, ``snarimax``) through the serving engine
+with no ONNX step: per sensor, learn from the reading then forecast, in order.
 Each sensor has its own model, fitted on its own warm-up history at start-up and
 kept in the model store as plain arrays (no pickles)::
 
     <store>/<family>-online-<hash>/<sensor>.npz
 
-The learned parameters are part of the sensor's checkpoint, so a partition that
-moves carries what its sensors learned.  Replaying readings from a checkpoint
-learns the same updates, so re-issued forecasts repeat the same numbers and ids.
-The model version in the ids is that of the start-up fit.  This path needs torch
-for the torch-based learners and runs one Python step per reading: see
-``docs/kafka.md`` for its throughput.
+The sensors of one store directory (one family and configuration) form one
+:class:`~tsforge.engine.group.GroupEngine`: transform chains, imputation of
+non-finite readings and conformal intervals in per-sensor arrays, and one
+:class:`~tsforge.engine.online.BatchLearnerStage` that learns for all of them in
+one vectorised step per time step of a poll (``snarimax``, a river model, keeps
+one learner per sensor behind :class:`~tsforge.engine.online.LearnerStage`).
+The numbers are those of each sensor's library ``TransformedForecaster``
+(``tests/test_serve_units.py``), except that a conformal level is issued per
+forecast step as soon as that step is warm (the ONNX path's rule).
+
+The learned parameters are part of the sensor's checkpoint (the store file's
+format, :func:`wrapped_state`), so a partition that moves carries what its sensors
+learned.  Replaying readings from a checkpoint learns the same updates, so
+re-issued forecasts repeat the same numbers and ids.  The model version in the
+ids is that of the start-up fit.  See ``docs/kafka.md`` for its throughput.
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ from typing import Any
 import numpy as np
 
 from tsforge.connectors.base import ReadingBatch
+from tsforge.engine.group import GroupEngine
+from tsforge.engine.online import BatchLearnerStage, LearnerArtifact, LearnerStage, LearnerStep
 from tsforge.errors import ConfigError
 from tsforge.io_utils import atomic_write_bytes, npz_bytes
 from tsforge.pipeline.spec import PipelineSpec
@@ -85,16 +96,22 @@ def _build(family: str, params: dict[str, Any], horizon: int, chain: list, level
 
 
 class OnlineEngine:
-    """Per-sensor online learners with the :class:`~tsforge.serve.engine.OnnxEngine` interface."""
+    """Online learners behind the :class:`~tsforge.serve.engine.OnnxEngine` interface.
+
+    One :class:`~tsforge.engine.group.GroupEngine` per model-store directory (one
+    family and configuration): the sensors' chains, imputation and conformal
+    intervals in arrays, and one :class:`~tsforge.engine.online.BatchLearnerStage`
+    learning for all its sensors, one vectorised step per time step of a poll.
+    """
 
     def __init__(self, spec: PipelineSpec) -> None:
         self.horizon = spec.model.horizon
         self.levels = tuple(spec.intervals.levels)
         self.channels = 1
-        self.models: dict[str, Any] = {}
-        self.initial: dict[str, dict[str, np.ndarray]] = {}
         self.versions: dict[str, str] = {}
-        groups: dict[str, OnlineGroup] = {}
+        self.initial: dict[str, dict[str, np.ndarray]] = {}
+        self.where: dict[str, tuple[Any, int, int]] = {}  # sensor -> (group, engine row, batch row)
+        by_dir: dict[str, list[tuple[str, Any, dict[str, np.ndarray], str]]] = {}
         for sensor, (path, family) in _prepare(spec).items():
             with np.load(path, allow_pickle=False) as npz:
                 meta = json.loads(str(npz["__meta__"]))
@@ -102,13 +119,36 @@ class OnlineEngine:
             model = _build(family, meta["params"], self.horizon, meta["chain"],
                            list(self.levels), spec.intervals.method, 0)
             load_wrapped_state(model, state)
-            self.models[sensor] = model
             self.initial[sensor] = state
             self.versions[sensor] = meta["version"]
-            groups.setdefault(path.parent.name, OnlineGroup(path.parent.name, family,
+            by_dir.setdefault(path.parent.name, []).append((sensor, model, state,
                                                             meta["version"]))
-        self.groups = list(groups.values())
-        self._known = np.asarray(sorted(self.models))
+        self.groups = [OnlineGroup(name, members[0][1].model.name, members[0][3])
+                       for name, members in by_dir.items()]
+        self.engines = [self._group(members, spec.intervals.method)
+                        for members in by_dir.values()]
+        self._known = np.asarray(sorted(self.versions))
+
+    def _group(self, members: list, method: str) -> GroupEngine:
+        """One engine for the sensors of one store directory, each from its fitted model."""
+        from tsforge.intervals import IntervalConfig
+
+        models = [m.model for _, m, _, _ in members]
+        batched = hasattr(models[0], "batch_")  # snarimax (river) steps per reading
+        batch = type(models[0].batch_).from_models(models) if batched else None
+        shape = batch.stream_states().shape[1:] if batched else (0,)
+        imeta = ({"config": IntervalConfig(levels=self.levels, method=method).to_dict(),
+                  "horizon": self.horizon} if self.levels else None)
+        artifact = LearnerArtifact(self.horizon, shape, imeta)
+        engine = GroupEngine(artifact, intervals=imeta is not None, capacity=len(models),
+                             step=LearnerStep(1, self.horizon, shape, len(models)))
+        rows = [engine.add_sensor(sensor, m.chain_.to_spec()) for sensor, m, _, _ in members]
+        engine.online = (BatchLearnerStage(batch, rows) if batched else
+                         LearnerStage(dict(zip(rows, models)), stream=False))
+        for b, (sensor, _, state, _) in enumerate(members):
+            self.where[sensor] = (engine, rows[b], b)
+            self.load_sensor_state(sensor, state)
+        return engine
 
     def knows(self, sensors: np.ndarray) -> np.ndarray:
         return np.isin(sensors, self._known)
@@ -117,31 +157,68 @@ class OnlineEngine:
         return self.versions[sensor]
 
     def step(self, batch: ReadingBatch) -> ForecastBlock:
-        """Learn from each reading in order, forecasting after each."""
+        """Learn from each reading in order, forecasting after each (one engine step
+        per occurrence rank of a sensor in the poll, per group)."""
         n, H, L = len(batch), self.horizon, len(self.levels)
-        mean, half = np.empty((n, H)), np.full((n, L, H), np.nan)
+        mean, half = np.full((n, H), np.nan), np.full((n, L, H), np.nan)
+        sensors = batch.sensor.tolist()
+        where = self.where
+        by_engine: dict[int, list[int]] = {}
+        for j, s in enumerate(sensors):
+            by_engine.setdefault(id(where[s][0]), []).append(j)
+        for rows_list in by_engine.values():
+            rows = np.asarray(rows_list, dtype=np.intp)
+            engine = where[sensors[rows_list[0]]][0]
+            idx = np.asarray([where[sensors[j]][1] for j in rows_list], dtype=np.intp)
+            res = engine.serve(idx, batch.values[rows, :1].astype(np.float64))
+            mean[rows] = res.mean
+            if L:
+                half[rows] = res.half
         version = np.empty(n, dtype=object)
-        ys = batch.values[:, 0].tolist()
-        for i, (sensor, y) in enumerate(zip(batch.sensor.tolist(), ys)):
-            model = self.models[sensor]
-            model.learn_one(y)
-            f = model.forecast()
-            mean[i] = f.mean
-            for j, level in enumerate(self.levels):
-                if level in f.intervals:
-                    lo, hi = f.intervals[level]
-                    half[i, j] = (hi - lo) / 2.0
-            version[i] = self.versions[sensor]
+        version[:] = [self.versions[s] for s in sensors]
         return ForecastBlock(mean, half, version)
 
     def sensor_state(self, sensor: str) -> dict[str, np.ndarray]:
-        return wrapped_state(self.models[sensor])
+        """The sensor's checkpoint, in the format of :func:`wrapped_state`."""
+        engine, i, b = self.where[sensor]
+        stage = engine.online
+        learned = (stage.batch.sensor_state(b) if isinstance(stage, BatchLearnerStage)
+                   else stage.learners[i].state_dict())
+        out = {f"model/{k}": np.array(v) for k, v in learned.items()}
+        out["chain"] = np.array(json.dumps(engine.chain.spec(i)))
+        out["covariate_scales"] = np.array("[]")
+        out["last_x"] = np.zeros(0)
+        out["n_imputed"] = np.array(int(engine.imputed[i]))
+        if engine.conformal is not None:
+            out.update({f"conformal/{k}": v for k, v in engine.conformal.state_dict(i).items()})
+        return out
 
     def load_sensor_state(self, sensor: str, state: dict[str, np.ndarray]) -> None:
-        load_wrapped_state(self.models[sensor], state)
+        """Restore :meth:`sensor_state` (or a model-store file) into the sensor's rows."""
+        engine, i, b = self.where[sensor]
+        stage = engine.online
+        learned = {k[6:]: v for k, v in state.items() if k.startswith("model/")}
+        if isinstance(stage, BatchLearnerStage):
+            stage.batch.load_sensor_state(b, learned)
+            stream, z_hat = stage.batch.stream_states()[b], stage.batch.forecast_many()[b]
+        else:
+            stage.learners[i].load_state_dict(learned)
+            stream, z_hat = np.zeros(0), stage.learners[i].forecast().mean
+        chain = json.loads(str(state["chain"]))
+        engine.chain.set_spec(i, chain)
+        # the forecast a non-finite first reading is imputed with, as the library would
+        last = engine.chain.inverse(np.array([i]), np.asarray(z_hat)[None])[0]
+        engine_state = {
+            "model_state": stream,
+            "chain": np.array(json.dumps(chain)),
+            "counters": np.array([0, int(state["n_imputed"]), 0], dtype=np.int64),
+            "last_forecast": last, "last_x": np.zeros(0),
+        }
+        engine_state.update({k: v for k, v in state.items() if k.startswith("conformal/")})
+        engine.load_state_dict(i, engine_state)
 
     def drop_sensor(self, sensor: str) -> None:
-        load_wrapped_state(self.models[sensor], self.initial[sensor])
+        self.load_sensor_state(sensor, self.initial[sensor])
 
 
 def _prepare(spec: PipelineSpec) -> dict[str, tuple[Path, str]]:

@@ -157,6 +157,30 @@ class SensorBatch:
             if key in state:
                 arr[s] = state[key]
 
+    def stream_states(self) -> np.ndarray:
+        """Every sensor's exported-step state ``(S, *state)`` (the forecaster's
+        ``stream_state``): the recurrent state ``h`` unless a family says otherwise."""
+        return np.array(self._arrays()["h"])
+
+    # ------------------------------------------------------------ subsets of sensors
+    def take(self, pos: np.ndarray, into: SensorBatch | None = None) -> SensorBatch:
+        """Sensors ``pos`` as a batch of their own (``into``, a batch of ``len(pos)``
+        sensors to reuse, or a new one): learn on it, then :meth:`put` it back."""
+        if into is None:
+            into = type(self)(self.config, self.d, len(pos))
+        mine = self._arrays()
+        for key, arr in into._arrays().items():  # gathered straight into its arrays
+            np.take(mine[key], pos, axis=0, out=arr)
+        into.load_state_dict({})  # let a family drop what it cached about the old rows
+        return into
+
+    def put(self, pos: np.ndarray, sub: SensorBatch) -> None:
+        """Write the first ``len(pos)`` rows of ``sub`` (from :meth:`take`) back into
+        sensors ``pos``."""
+        mine, k = self._arrays(), pos.shape[0]
+        for key, arr in sub._arrays().items():
+            mine[key][pos] = arr[:k]
+
     @classmethod
     def from_models(cls, models: Sequence[Any]) -> SensorBatch:
         """One batch serving the fitted single-sensor forecasters ``models`` (same family

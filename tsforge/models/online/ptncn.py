@@ -132,6 +132,12 @@ class PTNCNBatch(SensorBatch):
             self.opt = OnlineNesterov(self.theta.shape, c.lr, c.lr_decay, clip=None,
                                       momentum=c.momentum)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Copies and unpickled batches: ``P`` must be views of their own ``theta``
+        (a deep copy alone gives ``P`` its own arrays, which learning never updates)."""
+        self.__dict__.update(state)
+        self.P = core.unpack(self.theta, self.config.hidden, self.d, self.config.layers)
+
     def _arrays(self) -> dict[str, np.ndarray]:
         opt = {f"opt/{k}": getattr(self.opt, k) for k in ("m", "v", "t") if hasattr(self.opt, k)}
         return {"theta": self.theta, "y": self.y, "x_prev": self.x_prev,
@@ -182,6 +188,10 @@ class PTNCNBatch(SensorBatch):
             out[:, h] = x_prev[:, 0]
             y_prev = np.stack(q.y, axis=1)
         return out
+
+    def stream_states(self) -> np.ndarray:
+        """``[vec(y), x_prev]`` per sensor: the exported core's state."""
+        return np.concatenate([self.y.reshape(self.sensors, -1), self.x_prev], axis=1)
 
 
 class PTNCNForecaster(Forecaster):
