@@ -38,6 +38,7 @@ import time
 from typing import Any
 
 import numpy as np
+from dsf_accuracy import val_mse  # the one validation score of both DSF benchmarks
 
 from tsforge.models import create
 from tsforge.models.dsf.trace import TraceForm
@@ -91,15 +92,6 @@ def _epoch(model: Any, core: Any, opt: Any, data: tuple[Any, ...]) -> float:
     return time.perf_counter() - t0
 
 
-def _val_mse(core: Any, val: tuple[Any, ...]) -> float:
-    x, y, m = val
-    burn = x.shape[1] // 4
-    with torch.no_grad():
-        pred, _ = core.forward_sequence(x, core.initial_state(x.shape[0]))
-    mask = m[:, burn:].float()
-    return float((((pred[:, burn:] - y[:, burn:]) ** 2) * mask).sum() / mask.sum())
-
-
 def timed(T: int, rounds: int, layers: int, hidden: int) -> dict[str, Any]:
     """Fastest epoch of each method over ``rounds`` interleaved rounds, and validation MSE."""
     train = _tensors(_stream(READINGS + T + 1, 0), T)
@@ -115,7 +107,7 @@ def timed(T: int, rounds: int, layers: int, hidden: int) -> dict[str, Any]:
                            "steps": (rounds + 1) * -(-train[0].shape[0] // BATCH)}
     for k, (_, core, _) in runs.items():
         row[f"{k}_s"] = best[k]
-        row[f"{k}_val_mse"] = _val_mse(core, val)
+        row[f"{k}_val_mse"] = val_mse(core, val)
     row["bptt_over_dsf"] = best["bptt"] / best["dsf"]
     row["bptt_over_dsf_ref"] = best["bptt"] / best["dsf_ref"]
     row["dsf_val_over_bptt"] = row["dsf_val_mse"] / row["bptt_val_mse"]

@@ -9,7 +9,6 @@ reading, fails the comparison.
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import time
@@ -24,6 +23,7 @@ from test_kafka_serve import (
     check_against_reference,
     expected_ids,
     forecasts,
+    health,
     produce,
     spawn,
     version_of,
@@ -70,14 +70,6 @@ def metric(port: int, name: str) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         text = r.read().decode()
     return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
-
-
-def health(port: int) -> dict:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-            return json.loads(r.read())
-    except OSError:
-        return {}
 
 
 def stop(proc, log) -> None:
