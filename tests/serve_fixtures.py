@@ -77,12 +77,19 @@ def served_models(tmp_path_factory: pytest.TempPathFactory) -> ServedModels:
                         start_ms=start_ms + HISTORY * step_ms, step_ms=step_ms, horizon=2)
 
 
-def _off_by_a_season(step: dict) -> dict:
-    """A chain step whose seasonal profile (if any) is wrong by ±5 in turn."""
-    if step.get("kind") != "deseasonalize":
-        return step
-    profile = np.asarray(step["profile"], dtype=float)
-    return {**step, "profile": (profile + 5.0 * (-1.0) ** np.arange(len(profile))).tolist()}
+def _off_by_a_season(chain: list[dict]) -> list[dict]:
+    """``chain`` with a seasonal profile wrong by ±5 in turn: its own profile shifted, or a
+    made-up period-2 profile in front when the chain has no seasonal step."""
+    if not any(step.get("kind") == "deseasonalize" for step in chain):
+        return [{"kind": "deseasonalize", "period": 2, "profile": [-5.0, 5.0]}, *chain]
+    out = []
+    for step in chain:
+        if step.get("kind") == "deseasonalize":
+            profile = np.asarray(step["profile"], dtype=float)
+            step = {**step,
+                    "profile": (profile + 5.0 * (-1.0) ** np.arange(len(profile))).tolist()}
+        out.append(step)
+    return out
 
 
 def registry_with_bad_champion(served: ServedModels, root: Path) -> tuple[object, str, str]:
@@ -100,7 +107,7 @@ def registry_with_bad_champion(served: ServedModels, root: Path) -> tuple[object
     shutil.copytree(served.store, root)
     (good,) = load_groups(root)
     registry = Registry(good.registry, create=False)
-    chains = {s: [_off_by_a_season(step) for step in chain] for s, chain in good.sensors.items()}
+    chains = {s: _off_by_a_season(chain) for s, chain in good.sensors.items()}
     bad = registry.register(onnx=good.onnx_path, family=good.family,
                             extra={"sensors": chains, "group": good.name})
     registry.promote(bad.name)
