@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tsforge.engine.chain import ChainArrays
+from tsforge.engine.chain import ChainArrays, ChainSet
 from tsforge.engine.conformal import ConformalArrays
 from tsforge.engine.latency import LatencyHistogram
 from tsforge.engine.shadow import previous_rows
@@ -65,6 +65,26 @@ def test_chain_arrays_equal_transform_chain() -> None:
             assert z[j] == chains[i].transform_one(y[j])
             np.testing.assert_array_equal(out[j], chains[i].inverse_forecast(z_hat[j]))
     assert arrays.spec(1) == chains[1].to_spec()
+
+
+def test_chain_set_serves_sensors_of_different_chain_structures() -> None:
+    rng = np.random.default_rng(1)
+    specs = [[{"kind": "difference"}, {"kind": "scale"}], [{"kind": "scale"}],
+             [{"kind": "difference"}, {"kind": "scale"}], [{"kind": "scale"}]]
+    chains = [TransformChain.from_spec(sp).fit(np.cumsum(rng.normal(size=80)))
+              for sp in specs]
+    chain_set = ChainSet(specs[0], capacity=4)
+    for i, c in enumerate(chains):
+        chain_set.set_spec(i, c.to_spec())
+    idx = np.array([3, 0, 2, 1])
+    for _ in range(8):
+        y = rng.normal(size=4)
+        z = chain_set.transform(idx, y, None)
+        z_hat = rng.normal(size=(4, 3))
+        out = chain_set.inverse(idx, z_hat)
+        for j, i in enumerate(idx):
+            assert z[j] == chains[i].transform_one(y[j])
+            np.testing.assert_array_equal(out[j], chains[i].inverse_forecast(z_hat[j]))
 
 
 def test_previous_rows_and_latency_histogram() -> None:

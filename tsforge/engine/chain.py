@@ -218,25 +218,23 @@ class ChainSet:
     def transform(self, idx: np.ndarray, y: np.ndarray, fresh: np.ndarray | None) -> np.ndarray:
         if len(self._arrays) == 1:
             return self._arrays[0].transform(idx, y, fresh)
-        idx = _rows(idx, y.shape[0])
-        out = np.empty_like(y)
-        which = self.which[idx]
-        for k, arrays in enumerate(self._arrays):
-            m = which == k
-            if m.any():
-                out[m] = arrays.transform(idx[m], y[m], None if fresh is None else fresh[m])
-        return out
+        return self._by_structure(idx, y, lambda a, i, v, m: a.transform(
+            i, v, None if fresh is None else fresh[m]))
 
     def inverse(self, idx: np.ndarray, z_hat: np.ndarray) -> np.ndarray:
         if len(self._arrays) == 1:
             return self._arrays[0].inverse(idx, z_hat)
-        idx = _rows(idx, z_hat.shape[0])
-        out = np.empty_like(z_hat)
+        return self._by_structure(idx, z_hat, lambda a, i, v, m: a.inverse(i, v))
+
+    def _by_structure(self, idx: np.ndarray, values: np.ndarray, apply: Any) -> np.ndarray:
+        """Apply ``apply(arrays, rows, values, mask)`` per chain structure; one output."""
+        idx = _rows(idx, values.shape[0])
+        out = np.empty_like(values)
         which = self.which[idx]
         for k, arrays in enumerate(self._arrays):
             m = which == k
             if m.any():
-                out[m] = arrays.inverse(idx[m], z_hat[m])
+                out[m] = apply(arrays, idx[m], values[m], m)
         return out
 
     def transform_one(self, i: int, y: float, fresh: bool) -> float:

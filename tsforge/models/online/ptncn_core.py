@@ -38,6 +38,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from tsforge.models.online.optim import _clip_scale as _shrink
+from tsforge.models.online.optim import _row_norms as _norm
 from tsforge.models.online.rnn import matvec
 
 #: Activation name -> numpy function.  ``sign`` has no useful derivative (zero almost
@@ -146,18 +148,6 @@ def infer(P: dict[str, np.ndarray], y_prev: list[np.ndarray], x_prev: np.ndarray
         s = [f(v) for v in corrected]
     return Inference(reads=reads, a=a, z=z, mu=mu, e=e, y=s,
                      eps=[zl - yl for zl, yl in zip(z, s)])
-
-
-def _norm(v: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.einsum("...i,...i->...", v, v))
-
-
-def _shrink(norm: np.ndarray, clip: float | None) -> np.ndarray:
-    """Factor that scales an update of Frobenius norm ``norm`` down to ``clip`` (per sensor)."""
-    if not clip:
-        return np.ones_like(norm)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(norm > clip, clip / norm, 1.0)
 
 
 def _outer(u: np.ndarray, v: np.ndarray, out: np.ndarray) -> None:
