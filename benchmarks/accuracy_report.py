@@ -19,6 +19,8 @@ BASELINES = ("naive", "seasonal_naive")
 PEERS = ("snarimax", "holt_winters", "ets", "arima")
 #: Largest |coverage - level| accepted as calibrated (2 points).
 TOLERANCE = 0.02
+#: "Clearly better": the candidate's MASE at least this share below the reference's.
+MARGIN = 0.10
 
 
 def kind(name: str) -> str:
@@ -106,6 +108,32 @@ def _family(name: str, rows: list[dict[str, Any]], cells: dict, levels: tuple[fl
     return out
 
 
+def versus_reference(rows: list[dict[str, Any]], candidate: str) -> dict[str, Any]:
+    """``candidate`` against the best baseline or peer of each cell where both ran.
+
+    The reference of a cell is the lowest MASE among naive, seasonal naive and the
+    peers (river, statsmodels) that ran there; ``ratio`` = reference MASE /
+    candidate MASE (> 1: the candidate is better).  Counts the cells at or below
+    the reference and those at least :data:`MARGIN` below it (the issue's goals).
+    """
+    out: list[dict[str, Any]] = []
+    for (series, h), models in sorted(_cells(rows).items()):
+        refs = {n: _num(r["mase"]) for n, r in models.items() if kind(n) != "tsforge"}
+        refs = {n: v for n, v in refs.items() if math.isfinite(v)}
+        mine = _num(models[candidate]["mase"]) if candidate in models else math.nan
+        if not refs or not math.isfinite(mine):
+            continue
+        best = min(refs, key=refs.__getitem__)
+        out.append({"series": series, "horizon": h, "candidate": mine, "reference": best,
+                    "reference_mase": refs[best], "ratio": refs[best] / mine,
+                    "coverage_0.8": _num(models[candidate].get("coverage_0.8")),
+                    "coverage_0.95": _num(models[candidate].get("coverage_0.95"))})
+    return {"cells": out, "compared": len(out),
+            "at_or_below": sum(c["candidate"] <= c["reference_mase"] for c in out),
+            "margin_below": sum(c["candidate"] <= (1 - MARGIN) * c["reference_mase"]
+                                for c in out)}
+
+
 def summarise(rows: list[dict[str, Any]], names: list[str],
               levels: tuple[float, ...]) -> dict[str, Any]:
     """Per-family figures, the coverage check and the headline ratio."""
@@ -132,6 +160,7 @@ def summarise(rows: list[dict[str, Any]], names: list[str],
         if best:
             oracle.append(_num(base["mase"]) / min(best))
     return {"families": families, "candidate": candidate, "candidate_label": label,
+            "versus_reference": versus_reference(rows, candidate) if candidate else None,
             "ratio": _median(ratios), "ratio_oracle": _median(oracle), "cells": len(cells),
             "horizons": horizons,
             "series": sorted({s for s, _ in cells})}
@@ -176,6 +205,18 @@ def markdown(rows: list[dict[str, Any]], summary: dict[str, Any],
                          f"{_f(f['pooled_coverage_error'], '.3f')} | "
                          f"{_f(f['worst_cell_coverage_error'], '.3f')} ({f['worst_cell']}) | "
                          f"{f['cells_over_tolerance']} of {len(levels) * f['cells']} |")
+    vs = summary.get("versus_reference")
+    if vs and vs["compared"]:
+        lines += ["", f"`{summary['candidate']}` against the best baseline or peer of each cell "
+                  f"(ratio = reference MASE / {summary['candidate']} MASE): at or below it in "
+                  f"{vs['at_or_below']} of {vs['compared']} cells, {MARGIN:.0%} or more below "
+                  f"it in {vs['margin_below']}.", "",
+                  f"| series | h | {summary['candidate']} | best reference | ratio | cov 0.8 "
+                  "| cov 0.95 |", "|---|---|---|---|---|---|---|"]
+        for c in vs["cells"]:
+            lines.append(f"| {c['series']} | {c['horizon']} | {c['candidate']:.3f} | "
+                         f"{c['reference']} {c['reference_mase']:.3f} | {c['ratio']:.2f} | "
+                         f"{_f(c['coverage_0.8'], '.3f')} | {_f(c['coverage_0.95'], '.3f')} |")
     failed = [(n, msg) for n, f in fams.items() for msg in f["failed"]]
     if failed:
         lines += ["", "Failed cells:", ""] + [f"- {n}: {m}" for n, m in failed]
@@ -205,5 +246,10 @@ def last_line(summary: dict[str, Any], settings: dict[str, Any], out: Path) -> d
         "worst_cell_coverage_error": {n: f["worst_cell_coverage_error"]
                                       for n, f in fams.items() if f["cells"]},
         "failed_cells": sum(len(f["failed"]) for f in fams.values()),
+        "candidate_at_or_below_reference": (summary["versus_reference"] or {}).get(
+            "at_or_below"),
+        "candidate_10pct_below_reference": (summary["versus_reference"] or {}).get(
+            "margin_below"),
+        "cells_compared_with_reference": (summary["versus_reference"] or {}).get("compared"),
         "seconds": settings.get("seconds"), "table": str(out / "accuracy.md"),
     })

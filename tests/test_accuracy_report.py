@@ -73,3 +73,15 @@ def test_failed_cells_are_reported_and_json_is_strict(tmp_path):
     assert "Failed cells" in text and "| naive |" in text
     line = json.dumps(report.last_line(s, settings, tmp_path), allow_nan=False)
     assert json.loads(line)["failed_cells"] == 1
+
+
+def test_candidate_is_compared_with_the_best_baseline_or_peer_of_each_cell():
+    rows = [_row("A", 1, "naive", 1.0), _row("A", 1, "ets", 0.8), _row("A", 1, "auto", 0.7),
+            _row("B", 1, "naive", 1.0), _row("B", 1, "auto", 0.95),
+            _row("C", 1, "seasonal_naive", 0.5), _row("C", 1, "auto", 0.6),
+            _row("D", 1, "mlp", 0.1), _row("D", 1, "auto", 0.6)]  # no reference in D
+    vs = report.summarise(rows, ["naive", "seasonal_naive", "ets", "mlp", "auto"],
+                          (0.8, 0.95))["versus_reference"]
+    assert vs["compared"] == 3 and vs["at_or_below"] == 2 and vs["margin_below"] == 1
+    a = vs["cells"][0]
+    assert a["reference"] == "ets" and a["ratio"] == pytest.approx(0.8 / 0.7)
