@@ -134,7 +134,7 @@ def fit_model(family: str, y: np.ndarray, X: np.ndarray | None, window: int, epo
 def _fit_note(model: TransformedForecaster) -> str:
     result = getattr(model.model, "train_result_", None)
     if result is not None:
-        return f"epochs run {result.epochs_run}"
+        return f"epochs run {result.epochs_run}, best {result.best_epoch + 1}"
     ridge = getattr(model.model, "ridge_", None)
     return f"ridge {ridge:g}" if isinstance(ridge, float) else "closed form"
 
@@ -175,6 +175,10 @@ def main() -> None:
     ms_model = fit_model(args.model, Z[:, ot], X, args.window, epochs, args.seed, args.chain,
                          args.decompose)
     ms_err = stream_forecasts(ms_model, Z[:, ot], X) - test_truth(Z[:, ot])
+    quarters = ", ".join(f"{np.mean(q ** 2):.3f}" for q in np.array_split(ms_err, 4))
+    print(f"MS/OT   MSE {np.mean(ms_err ** 2):.4f}  MAE {np.mean(np.abs(ms_err)):.4f}  bias "
+          f"{np.mean(ms_err):+.3f}  MSE by test quarter {quarters}  ({_fit_note(ms_model)})",
+          flush=True)
     all_m = np.stack(list(errs.values()))
     all_naive = np.stack(list(naive_errs.values()))
     ours = {
