@@ -104,6 +104,14 @@ class DriftStage:
         self.alarms += len(out)
         return out
 
+    def replay(self, sensor: str, signal: str, values: Any) -> None:
+        """Feed ``sensor``'s detectors of ``signal`` past values without raising alarms
+        (a sensor that continues a history watched elsewhere, e.g. at export)."""
+        for name in self.detectors:
+            det = self._detector(sensor, signal, name)
+            for v in values:
+                det.update(float(v))
+
     def record(self, sensors: list[str], forecasts: np.ndarray) -> None:
         """The one-step forecasts served for ``sensors`` (when :meth:`update` had none)."""
         self.last_forecast.update(zip(sensors, np.asarray(forecasts, dtype=np.float64).tolist()))
