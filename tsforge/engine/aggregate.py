@@ -308,3 +308,11 @@ class AggregateEngine(ServedSensors):
         if self.conformal is not None and "conformal/alpha" in state:
             self.conformal.load_state_dict(i, {k.split("/", 1)[1]: v for k, v in state.items()
                                                if k.startswith("conformal/")})
+
+
+def engine_for(artifact: Any, *, intervals: bool = True, capacity: int = 16
+               ) -> GroupEngine | AggregateEngine:
+    """The engine that serves ``artifact``: an aggregate's or one ONNX step's."""
+    if hasattr(artifact, "experts"):
+        return AggregateEngine(artifact, intervals=intervals, capacity=capacity)
+    return GroupEngine(artifact, intervals=intervals, capacity=capacity)

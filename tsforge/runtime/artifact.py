@@ -181,3 +181,10 @@ def load_aggregate(path: str | Path, *, verify: bool = True, threads: int = 1
                                 "copy the whole aggregate folder again")
         experts.append(art)
     return AggregateArtifact(root, meta, experts)
+
+
+def load_model(path: str | Path, *, threads: int = 1) -> Artifact | AggregateArtifact:
+    """An exported aggregate folder or a single ONNX artifact, verified."""
+    if is_aggregate(path):
+        return load_aggregate(path, threads=threads)
+    return load_artifact(path, threads=threads)
