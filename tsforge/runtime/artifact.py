@@ -184,7 +184,10 @@ def load_aggregate(path: str | Path, *, verify: bool = True, threads: int = 1
 
 
 def load_model(path: str | Path, *, threads: int = 1) -> Artifact | AggregateArtifact:
-    """An exported aggregate folder or a single ONNX artifact, verified."""
+    """An exported aggregate (its folder or ``aggregate.json``) or a single ONNX
+    artifact, verified."""
+    if Path(path).name == AGGREGATE_MANIFEST:
+        path = Path(path).parent
     if is_aggregate(path):
         return load_aggregate(path, threads=threads)
     return load_artifact(path, threads=threads)
