@@ -136,6 +136,10 @@ class BatchAggregator:
         self.pending = np.zeros((0, h, h, k))  # pending[s, j]: forecasts made j+1 readings ago
         self.n_pending = np.zeros(0, dtype=np.int64)
         self.n_updates = np.zeros(0, dtype=np.int64)
+        # weights as last computed, valid until the series learns or restarts: the
+        # weights that combine a step's forecasts score them at the next reading
+        self._w = np.zeros((0, h, k))
+        self._w_ok = np.zeros(0, dtype=bool)
         self.grow(capacity)
 
     def grow(self, capacity: int) -> None:
@@ -143,7 +147,7 @@ class BatchAggregator:
         old = self.capacity
         if capacity <= old:
             return
-        for name in self._ARRAYS:
+        for name in (*self._ARRAYS, "_w", "_w_ok"):
             a = getattr(self, name)
             out = np.zeros((capacity, *a.shape[1:]), dtype=a.dtype)
             out[:old] = a
@@ -159,6 +163,7 @@ class BatchAggregator:
         self.pending[sel] = np.nan
         self.n_pending[sel] = 0
         self.n_updates[sel] = 0
+        self._w_ok[sel] = False
 
     # ------------------------------------------------------------------ weights
     def _rates(self, sel: Any) -> np.ndarray:
@@ -173,6 +178,12 @@ class BatchAggregator:
 
     def weights(self, sel: Any) -> np.ndarray:
         """Current weights ``(n, H, K)``, each row non-negative and summing to 1."""
+        if not self._w_ok[sel].all():
+            self._w[sel] = self._weights(sel)
+            self._w_ok[sel] = True
+        return np.array(self._w[sel])
+
+    def _weights(self, sel: Any) -> np.ndarray:
         eta, prior = self.eta[sel], self.prior[sel]
         learned = eta > 0
         if not learned.any():
@@ -198,8 +209,10 @@ class BatchAggregator:
     # ------------------------------------------------------------------ learning
     def push(self, sel: Any, experts: np.ndarray) -> None:
         """Remember the experts' forecasts made now, to score them as targets arrive."""
-        pending = np.roll(self.pending[sel], 1, axis=1)
+        old = self.pending[sel]
+        pending = np.empty_like(old)
         pending[:, 0] = experts
+        pending[:, 1:] = old[:, :-1]
         self.pending[sel] = pending
         self.n_pending[sel] = np.minimum(self.n_pending[sel] + 1, self.config.horizon)
 
@@ -242,6 +255,7 @@ class BatchAggregator:
         self.regret[sel] += r
         self.regularized[sel] += r - eta * r_sq
         self.n_updates[sel] += 1
+        self._w_ok[sel] = False
         return r
 
     def _age(self, sel: Any) -> None:
@@ -261,6 +275,7 @@ class BatchAggregator:
         self.prior[sel] = prior
         for a in (self.regret, self.regularized, self.sq_sum, self.eta):
             a[sel] = 0.0
+        self._w_ok[sel] = False
 
     # ------------------------------------------------------------------ state
     def state_dict(self, i: int) -> dict[str, np.ndarray]:
@@ -283,6 +298,7 @@ class BatchAggregator:
             getattr(self, k)[i] = np.asarray(state[k], dtype=np.float64)
         self.pending[i] = np.where(np.asarray(state["pending_mask"]) > 0, self.pending[i],
                                    np.nan)
+        self._w_ok[i] = False
 
 
 class Aggregator:
