@@ -70,6 +70,8 @@ class AggregateEngine(ServedSensors):
         self.H, self.C = artifact.horizon, artifact.n_channels
         self.experts = [GroupEngine(a, intervals=False, capacity=capacity)
                         for a in artifact.experts]
+        for e in self.experts:
+            e.warn_unseen = False
         self.K = len(self.experts)
         self.exported = {k: np.asarray(v, dtype=np.float64)
                          for k, v in meta["aggregator"].items()}
@@ -137,6 +139,12 @@ class AggregateEngine(ServedSensors):
             if e.sensor_index(sensor) != i:  # pragma: no cover - registered together
                 raise DataError(f"expert engines disagree on sensor '{sensor}'")
         self._grow(i + 1)
+        exported = self.artifact.meta.get("sensor")
+        if sensor not in self.own_chains and sensor != exported:
+            log.warning("sensor '%s' is not the exported sensor ('%s'): it is served from the "
+                        "exported weights with the share floor, the experts' initial states "
+                        "and the exported sensor's chains, and gets intervals once its "
+                        "residual windows fill", sensor, exported)
 
     def _continuing(self, sensor: str) -> bool:
         return sensor not in self.own_chains and sensor == self.artifact.meta.get("sensor")

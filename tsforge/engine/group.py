@@ -210,6 +210,7 @@ class GroupEngine(ServedSensors):
         self._grow_flags(capacity)
         self.latency = LatencyHistogram()
         self.online: Any = None  # an OnlineStage (tsforge.engine.online)
+        self.warn_unseen = True  # log a sensor served cold (an aggregate logs once itself)
         self._no = np.zeros(0, dtype=bool)
         self._ar = np.zeros(0, dtype=np.intp)
 
@@ -248,7 +249,7 @@ class GroupEngine(ServedSensors):
     def _warn_if_unseen(self, sensor: str) -> None:
         """Say once that a sensor the model was not exported for is served cold."""
         exported = self.artifact.meta.get("sensor")
-        if sensor in self.own_chains or sensor == exported:
+        if sensor in self.own_chains or sensor == exported or not self.warn_unseen:
             return
         log.warning("sensor '%s' is not the exported sensor ('%s'): it is served from the "
                     "initial model state with the exported sensor's transform chain, and "

@@ -145,7 +145,9 @@ class StreamingRuntime:
 
         The model is shared; ``transforms`` carries the sensor's own statistics
         (scale, seasonal profile) fitted on its history.  The sensor starts from the
-        initial model state, anchored at its first live reading.
+        initial model state, anchored at its first live reading.  For an aggregate
+        (``auto``), ``transforms`` is one chain spec per expert
+        (:func:`tsforge.export.aggregate.fit_chains`).
         """
         self.engine.add_sensor(sensor, transforms)
 
