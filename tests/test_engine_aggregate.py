@@ -166,3 +166,27 @@ def test_a_tampered_expert_or_a_non_servable_expert_is_refused(exported: tuple,
         load_aggregate(folder)
     with pytest.raises(ConfigError, match="no ONNX step"):
         servable_params({"experts": "ets,arima"})
+
+
+def test_the_engine_detectors_restart_by_segment_as_the_library_monitor_does() -> None:
+    """The aggregate's residual detectors (the engine's drift stage) raise the alarms the
+    library's monitor raises, across segment restarts and a replayed history."""
+    from tsforge.drift import DriftMonitor
+    from tsforge.engine.drift import DriftStage
+
+    rng = np.random.default_rng(4)
+    err = np.r_[rng.normal(0, 1, 700), rng.normal(0, 4, 300), rng.normal(0, 1, 800)]
+    mon = DriftMonitor("s", "adwin,page_hinkley", segment=250)
+    lib = [i for i, e in enumerate(err) if mon.update(residual=float(e))]
+    cut = 620  # the engine continues the monitor's history from here
+    mon2 = DriftMonitor("s", "adwin,page_hinkley", segment=250)
+    for e in err[:cut]:
+        mon2.update(residual=float(e))
+    stage = DriftStage(("adwin", "page_hinkley"), ("abs_residual",), segment=250)
+    stage.replay("s", "abs_residual", mon2.state()["segment_values"]["residual"])
+    stage.record(["s"], [0.0])
+    got = []
+    for i in range(cut, len(err)):
+        if stage.update(["s"], [float(err[i])], [0.0]):
+            got.append(i)
+    assert got and got == [i for i in lib if i >= cut]

@@ -23,8 +23,10 @@ at their exported weights (online learners among them do not learn on; the
 aggregation weights do).  The exported sensor continues from the exported state;
 any other sensor starts from the exported weights with the share floor (as after
 a restart) and empty interval windows.  The exported sensor's detectors replay
-the |residual|s the library's detectors held at export.  The river detectors are
-not part of a checkpoint: a sensor restored from one starts fresh detectors.
+the |residual|s the library's detectors held at export, and every sensor's
+detectors restart every ``segment`` values as the library's monitor does.  The
+river detectors are not part of a checkpoint: a sensor restored from one starts
+fresh detectors.
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ class AggregateEngine(ServedSensors):
         self.restart_gap = int(settings["restart_gap"])
         self.drift = drift_stage(drift and bool(settings["detectors"]),
                                  detectors=tuple(settings["detectors"]),
-                                 signals=("abs_residual",))
+                                 signals=("abs_residual",),
+                                 segment=int(settings.get("segment", 0)))
         imeta = meta.get("intervals") if intervals else None
         self._intervals_meta = imeta
         self.levels: tuple[float, ...] = tuple(imeta["config"]["levels"]) if imeta else ()
@@ -171,8 +174,8 @@ class AggregateEngine(ServedSensors):
         self.last_y[i] = float(exported["last_y"])
         self.counts[i, 2:] = int(exported["n_seen"]), int(exported["last_restart"])
         if self.drift is not None:
-            self.drift.replay(sensor, "abs_residual", self.artifact.meta["drift"].get(
-                "residuals", []))
+            settings = self.artifact.meta["drift"]
+            self.drift.replay(sensor, "abs_residual", settings.get("residuals", []))
             self.drift.record([sensor], self.agg.combine([i], self.expert_fc[[i]])[:, 0])
         imeta = self._intervals_meta
         if self.conformal is not None and imeta is not None and "state" in imeta:

@@ -125,8 +125,10 @@ def export_aggregate(model: Any, out: str | Path, *, sensor: str = "target",
         "aggregator": {k: v.tolist() for k, v in state.items()},
         "drift": {"detectors": [d.strip() for d in cfg.detectors.split(",") if d.strip()],
                   "restart_gap": cfg.restart_gap, "share": cfg.share,
-                  # |residual|s the exported sensor's detectors hold (replayed when served)
-                  "residuals": auto.monitor_.state()["segment_values"].get("residual", [])},
+                  # |residual|s the exported sensor's detectors hold since their last
+                  # restart (replayed when served), and their restart period
+                  "residuals": auto.monitor_.state()["segment_values"].get("residual", []),
+                  "segment": auto.monitor_.segment},
         "exported": {"expert_forecasts": x.tolist(), "n_seen": auto.n_seen_,
                      "last_restart": auto.last_restart_,
                      "last_y": float(getattr(auto, "last_y_", auto._last_y()))},
