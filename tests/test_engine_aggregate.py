@@ -117,7 +117,10 @@ def test_serving_many_sensors_at_once_equals_serving_them_one_reading_at_a_time(
     assert {r["sensor"] for r in batch.restarts} >= set(names[2:])
 
 
-def test_a_sensor_state_round_trips_through_a_checkpoint(exported: tuple) -> None:
+def test_a_sensor_state_round_trips_through_a_checkpoint(exported: tuple,
+                                                         tmp_path: Path) -> None:
+    from tsforge.serve.checkpoint import CheckpointStore
+
     _, out = exported
     y = _series(700, seed=3)
     y[350] = np.nan
@@ -125,7 +128,9 @@ def test_a_sensor_state_round_trips_through_a_checkpoint(exported: tuple) -> Non
     i = a.add_sensor("p", fit_chains(a.artifact, y[:300]))
     for v in y[:400]:
         a.step_one(i, v)
-    state = {k: np.array(v) for k, v in a.state_dict(i).items()}
+    store = CheckpointStore(tmp_path, topic="t", group_id="g")  # the Kafka worker's file
+    store.save(0, 400, {"p": ("v1", a.state_dict(i))})
+    state = store.load(0).sensors["p"][1]
     b = _engine(out)
     j = b.sensor_index("p")
     b.load_state_dict(j, state)
