@@ -30,6 +30,8 @@ def test_cli_exports_auto_as_a_bundle_and_the_edge_box_serves_it(tmp_path: Path,
                                                                   capsys) -> None:
     y = _series()
     args = _export(tmp_path, y[:700])
+    assert tsforge_main([*args, "--int8"]) == 2  # refused before fitting
+    assert "float32 only" in capsys.readouterr().err
     assert tsforge_main(args) == 0
     out = capsys.readouterr().out
     assert "left out, no ONNX step: ets" in out and "version 1 (v0001)" in out

@@ -41,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give exactly one of --out FILE.onnx or --bundle FOLDER")
     if (args.int8 or args.no_previous) and not args.bundle:
         raise ConfigError("--int8 and --no-previous apply to --bundle exports only")
+    if args.int8 and args.model == "auto":
+        raise ConfigError("--int8 quantises one ONNX step; an aggregate (model auto) is "
+                          "exported in float32 only")
     frame, _ = load_prepared(args)
     target, covariates = target_and_covariates(frame, args)
     y = frame.column(target)
