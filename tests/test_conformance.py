@@ -16,8 +16,9 @@ OPT_OUTS: dict[tuple[str, str], str] = {
 }
 OPT_OUTS[("auto", "check_onnx_matches_library_stream")] = (
     "an aggregate of families, some without a torch streaming core (statsmodels ETS) and "
-    "each behind its own transform chain, is not one ONNX step: each expert is exported "
-    "alone and the numpy aggregation step (tsforge.aggregation) combines them")
+    "each behind its own transform chain, is not one ONNX step: each servable expert is "
+    "exported alone and the engine's batched BOA combines them (tsforge.export.aggregate, "
+    "tsforge.engine.aggregate; parity in tests/test_engine_aggregate.py)")
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)

@@ -37,17 +37,20 @@ def _toml(value: object) -> str:
 
 def write_config(path: Path, bootstrap: str, name: str, served, *, every_seconds: float = 1.0,
                  max_poll_records: int = 500, layout: str = "step", store: Path | None = None,
-                 extra: str = "") -> Path:
-    """A pipeline spec for topics ``{name}-in/-out/-dlq`` and group ``{name}``."""
+                 extra: str = "", model: tuple[str, ...] = ('family = "esn"',),
+                 registry: bool = True) -> Path:
+    """A pipeline spec for topics ``{name}-in/-out/-dlq`` and group ``{name}``; ``model``
+    holds the ``[model]`` lines besides the horizon, ``registry`` False keeps the models
+    under the checkpoint folder."""
     kafka = {"bootstrap_servers": [bootstrap], "input_topic": f"{name}-in",
              "output_topic": f"{name}-out", "dead_letter_topic": f"{name}-dlq",
              "group_id": name, "max_poll_records": max_poll_records, "poll_timeout_ms": 200,
              "output_layout": layout, **GROUP_TIMEOUTS}
     lines = [f'name = "{name}"', 'use = "kafka"', "[kafka]"]
     lines += [f"{k} = {_toml(v)}" for k, v in kafka.items()]
-    lines += ["[model]", 'family = "esn"', f"horizon = {served.horizon}",
+    lines += ["[model]", *model, f"horizon = {served.horizon}",
               "[intervals]", "levels = [0.8]", "[drift]", 'detectors = ["adwin"]',
-              "[registry]", f'path = "{store or served.store}"',
+              *(["[registry]", f'path = "{store or served.store}"'] if registry else []),
               "[checkpoint]", f'path = "{path.parent / (name + "-ckpt")}"',
               f"every_seconds = {every_seconds}", "[metrics]", "port = 0"]
     path.write_text("\n".join(lines) + "\n" + extra)

@@ -327,43 +327,6 @@ def served_wrapped(model):
     return wrapped_state(model)
 
 
-def test_auto_family_is_picked_per_sensor_by_the_policy(served_models, tmp_path):
-    """``family = "auto"``: the policy profiles each sensor's history and picks its family."""
-    import logging
-
-    from tsforge.pipeline import parse_spec
-    from tsforge.serve import OnnxEngine
-    from tsforge.serve.models import prepare_models
-
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("tsforge.serve")
-    logger.addHandler(handler)
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    # a history shorter than min_history: the policy's short-history rule picks the ESN
-    spec = parse_spec({"name": "auto", "use": "kafka",
-                       "model": {"family": "auto", "horizon": 2, "transforms": "auto",
-                                 "history": str(served_models.history_csv),
-                                 "params": {"min_history": 10_000,
-                                            "params": {"esn": {"reservoir": 16}}}},
-                       "intervals": {"levels": []},
-                       "checkpoint": {"path": str(tmp_path / "ckpt")}})
-    try:
-        groups = prepare_models(spec)
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-    assert [g.family for g in groups] == ["esn"]
-    assert set(groups[0].sensors) == set(served_models.sensors)
-    picked = [r.fields for r in records if r.getMessage() == "family picked"]
-    assert {p["sensor"] for p in picked} == set(served_models.sensors)
-    assert all(p["family"] == "esn" and "esn" in p["explanation"] for p in picked)
-    engine = OnnxEngine(groups, intervals=False)
-    assert engine.sensors and engine.horizon == 2
-
-
 def test_shadow_rollback_batched_equals_reading_by_reading(served_models, tmp_path):
     """The Kafka engine's batched shadow serves what the shadow stage serves reading by reading."""
     from serve_fixtures import registry_with_bad_champion

@@ -41,6 +41,16 @@ reading ``t + h``; the aggregator keeps the experts' pending forecasts and
 updates the weights of step ``h`` when its target arrives (recomputing ``p`` with
 the current weights, which keeps ``sum_k w_k r_k = 0`` exact).
 
+Batches.  :class:`BatchAggregator` holds the state of ``S`` series in arrays with a
+leading series axis (weights state ``(S, H, K)``, pending forecasts
+``(S, H, H, K)``) and runs ``combine``/``push``/``update``/``restart`` for any
+subset of them with array operations, no Python loop over series: the serving
+engine (:mod:`tsforge.engine.aggregate`) aggregates every sensor of a model group
+in one call per time step.  :class:`Aggregator` is the one-series view the
+library's ``auto`` uses (``S = 1``); both run the same arithmetic, and the test
+suite checks a batch against independent series of a plain per-series
+reference to 1e-12.
+
 The module depends on numpy only, and its whole state is a dict of arrays
 (:meth:`Aggregator.state_dict`), so the Kafka service and the edge box can run
 the combination step next to the experts' own streaming steps.
@@ -98,11 +108,205 @@ class AggregationConfig:
                              f"share={self.share}")
 
 
+class BatchAggregator:
+    """BOA weights of ``capacity`` series with the same config (see the module docstring).
+
+    Every method takes ``sel``, the series to work on: an index array (distinct
+    positions) or a slice.  Arrays of expert forecasts are ``(n, H, K)``.
+    """
+
+    _ARRAYS = ("prior", "regret", "regularized", "sq_sum", "eta", "max_abs", "pending",
+               "n_pending", "n_updates")
+
+    def __init__(self, config: AggregationConfig, capacity: int = 1,
+                 prior: np.ndarray | None = None) -> None:
+        self.config = config
+        k, h = config.n_experts, config.horizon
+        p = np.full(k, 1.0 / k) if prior is None else np.asarray(prior, dtype=np.float64)
+        if p.shape != (k,) or np.any(p <= 0) or not np.all(np.isfinite(p)):
+            raise ValueError(f"prior must be {k} positive finite numbers, got {p}")
+        self.initial_prior = np.tile(p / p.sum(), (h, 1))  # (H, K): a new series starts here
+        self.capacity = 0
+        self.prior = np.zeros((0, h, k))
+        self.regret = np.zeros((0, h, k))  # sum of r: what each expert would have saved
+        self.regularized = np.zeros((0, h, k))  # sum of r - eta r^2 (BOA's R)
+        self.sq_sum = np.zeros((0, h, k))  # sum of r^2
+        self.eta = np.zeros((0, h, k))  # current learning rates (0: none yet)
+        self.max_abs = np.zeros((0, h))  # largest |r| so far
+        self.pending = np.zeros((0, h, h, k))  # pending[s, j]: forecasts made j+1 readings ago
+        self.n_pending = np.zeros(0, dtype=np.int64)
+        self.n_updates = np.zeros(0, dtype=np.int64)
+        # weights as last computed, valid until the series learns or restarts: the
+        # weights that combine a step's forecasts score them at the next reading
+        self._w = np.zeros((0, h, k))
+        self._w_ok = np.zeros(0, dtype=bool)
+        self.grow(capacity)
+
+    def grow(self, capacity: int) -> None:
+        """Room for ``capacity`` series; the new ones start from the initial prior."""
+        old = self.capacity
+        if capacity <= old:
+            return
+        for name in (*self._ARRAYS, "_w", "_w_ok"):
+            a = getattr(self, name)
+            out = np.zeros((capacity, *a.shape[1:]), dtype=a.dtype)
+            out[:old] = a
+            setattr(self, name, out)
+        self.capacity = capacity
+        self.reset(slice(old, capacity))
+
+    def reset(self, sel: Any, prior: np.ndarray | None = None) -> None:
+        """Series ``sel`` as new: ``prior`` ``(H, K)`` (default: the initial one)."""
+        self.prior[sel] = self.initial_prior if prior is None else prior
+        for a in (self.regret, self.regularized, self.sq_sum, self.eta, self.max_abs):
+            a[sel] = 0.0
+        self.pending[sel] = np.nan
+        self.n_pending[sel] = 0
+        self.n_updates[sel] = 0
+        self._w_ok[sel] = False
+
+    # ------------------------------------------------------------------ weights
+    def _rates(self, sel: Any) -> np.ndarray:
+        """Learning rates: fixed, or BOA's ``min(1/(2E), sqrt(log(1/pi)/V))``."""
+        if self.config.eta > 0:
+            return np.full_like(self.eta[sel], self.config.eta)
+        max_abs, sq_sum = self.max_abs[sel], self.sq_sum[sel]
+        cap = np.where(max_abs > 0, 1.0 / (2.0 * np.maximum(max_abs, 1e-300)), 0.0)
+        with np.errstate(divide="ignore"):
+            adaptive = np.sqrt(np.log(1.0 / self.prior[sel]) / sq_sum)
+        return np.minimum(cap[..., None], np.where(sq_sum > 0, adaptive, np.inf))
+
+    def weights(self, sel: Any) -> np.ndarray:
+        """Current weights ``(n, H, K)``, each row non-negative and summing to 1."""
+        if not self._w_ok[sel].all():
+            self._w[sel] = self._weights(sel)
+            self._w_ok[sel] = True
+        return np.array(self._w[sel])
+
+    def _weights(self, sel: Any) -> np.ndarray:
+        eta, prior = self.eta[sel], self.prior[sel]
+        learned = eta > 0
+        if not learned.any():
+            return prior.copy()
+        fixed = self.config.eta > 0
+        with np.errstate(divide="ignore"):
+            logw = np.log(prior) + eta * self.regularized[sel] + (0.0 if fixed else np.log(eta))
+        # a step whose learning rates are all still 0 keeps its prior
+        logw = np.where(learned.any(axis=-1, keepdims=True), logw, np.log(prior))
+        logw -= logw.max(axis=-1, keepdims=True)
+        w = np.exp(logw)
+        w /= w.sum(axis=-1, keepdims=True)
+        # a series that has learned nothing yet keeps its prior exactly
+        return np.where(learned.any(axis=(-2, -1))[:, None, None], w, prior)
+
+    def combine(self, sel: Any, experts: np.ndarray) -> np.ndarray:
+        """Aggregate forecasts ``(n, H)`` of the experts' forecasts ``(n, H, K)``.
+
+        Non-finite expert forecasts get no weight (the others are renormalised).
+        """
+        return weighted(self.weights(sel), experts)
+
+    # ------------------------------------------------------------------ learning
+    def push(self, sel: Any, experts: np.ndarray) -> None:
+        """Remember the experts' forecasts made now, to score them as targets arrive."""
+        old = self.pending[sel]
+        pending = np.empty_like(old)
+        pending[:, 0] = experts
+        pending[:, 1:] = old[:, :-1]
+        self.pending[sel] = pending
+        self.n_pending[sel] = np.minimum(self.n_pending[sel] + 1, self.config.horizon)
+
+    def update(self, sel: Any, y: np.ndarray) -> np.ndarray:
+        """Score the pending forecasts whose targets are readings ``y`` ``(n,)``.
+
+        Returns the instantaneous regrets ``r`` ``(n, H, K)`` (0 where nothing was
+        scored).  A non-finite reading scores nothing; its series' forecasts age by
+        one reading all the same.
+        """
+        y = np.asarray(y, dtype=np.float64)
+        h, k = self.config.horizon, self.config.n_experts
+        r = np.zeros((y.shape[0], h, k))
+        fin = np.isfinite(y)
+        if fin.all():
+            r = self._learn(sel, y)
+        elif fin.any():
+            ix = np.arange(self.capacity)[sel][fin]
+            r[fin] = self._learn(ix, y[fin])
+        self._age(sel)
+        return r
+
+    def _learn(self, sel: Any, y: np.ndarray) -> np.ndarray:
+        """The BOA update of series ``sel`` on finite readings ``y``."""
+        cfg, h = self.config, self.config.horizon
+        steps = np.arange(h)
+        x = self.pending[sel][:, steps, steps]  # (n, H, K): pending[j, j] targets y at step j
+        ok = np.isfinite(x)
+        p = weighted(self.weights(sel), x)  # (n, H)
+        g = gradient(p, y[:, None], cfg.loss, cfg.scale)
+        scored = steps[None, :] < self.n_pending[sel][:, None]  # (n, H)
+        r = np.where(ok & scored[..., None], g[..., None] * (p[..., None] - np.where(ok, x, p[
+            ..., None])), 0.0)
+        r_sq = r ** 2
+        self.max_abs[sel] = np.where(scored, np.maximum(self.max_abs[sel], np.abs(r).max(
+            axis=-1)), self.max_abs[sel])
+        self.sq_sum[sel] += r_sq
+        eta = np.where(scored[..., None], self._rates(sel), self.eta[sel])
+        self.eta[sel] = eta
+        self.regret[sel] += r
+        self.regularized[sel] += r - eta * r_sq
+        self.n_updates[sel] += 1
+        self._w_ok[sel] = False
+        return r
+
+    def _age(self, sel: Any) -> None:
+        """Drop the forecasts whose last step was just scored."""
+        full = self.n_pending[sel] == self.config.horizon
+        if full.any():
+            pending = self.pending[sel]
+            pending[full, -1] = np.nan
+            self.pending[sel] = pending
+            self.n_pending[sel] -= full
+
+    def restart(self, sel: Any, share: float | None = None) -> None:
+        """Start series ``sel`` afresh from the prior ``(1 - share) w + share / K`` (drift)."""
+        s = self.config.share if share is None else share
+        prior = (1.0 - s) * self.weights(sel) + s / self.config.n_experts
+        prior /= prior.sum(axis=-1, keepdims=True)
+        self.prior[sel] = prior
+        for a in (self.regret, self.regularized, self.sq_sum, self.eta):
+            a[sel] = 0.0
+        self._w_ok[sel] = False
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self, i: int) -> dict[str, np.ndarray]:
+        """Series ``i``'s state as numpy arrays (with the config): :class:`Aggregator`'s format."""
+        state = {k: np.array(getattr(self, k)[i], dtype=np.float64, copy=True)
+                 for k in _STATE_KEYS}
+        # no NaN in a saved state: empty or failed pending forecasts are a mask
+        state["pending_mask"] = np.isfinite(state["pending"]).astype(np.float64)
+        state["pending"] = np.nan_to_num(state["pending"], nan=0.0)
+        state["config"] = config_array(self.config)
+        return state
+
+    def load_state_dict(self, i: int, state: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`state_dict` into series ``i`` (the config must match)."""
+        mine = config_array(self.config)
+        if not np.array_equal(np.asarray(state["config"], dtype=np.float64), mine):
+            raise ValueError(f"aggregator state was saved with config {state['config']}, "
+                             f"this aggregator has {mine}")
+        for k in _STATE_KEYS:
+            getattr(self, k)[i] = np.asarray(state[k], dtype=np.float64)
+        self.pending[i] = np.where(np.asarray(state["pending_mask"]) > 0, self.pending[i],
+                                   np.nan)
+        self._w_ok[i] = False
+
+
 class Aggregator:
-    """BOA weights per horizon step over ``K`` experts (see the module docstring).
+    """BOA weights per horizon step over ``K`` experts, one series (see the module docstring).
 
     Per reading: :meth:`combine` the experts' forecasts ``(H, K)`` into the
     aggregate ``(H,)``, :meth:`push` them, then :meth:`update` with the reading.
+    A :class:`BatchAggregator` of one series underneath (:attr:`batch`).
 
     >>> agg = Aggregator(AggregationConfig(n_experts=2, horizon=1))
     >>> for t in range(200):
@@ -113,62 +317,34 @@ class Aggregator:
     True
     """
 
+    _ONE = slice(0, 1)
+
     def __init__(self, config: AggregationConfig, prior: np.ndarray | None = None) -> None:
         self.config = config
-        k, h = config.n_experts, config.horizon
-        p = np.full(k, 1.0 / k) if prior is None else np.asarray(prior, dtype=np.float64)
-        if p.shape != (k,) or np.any(p <= 0) or not np.all(np.isfinite(p)):
-            raise ValueError(f"prior must be {k} positive finite numbers, got {p}")
-        self.prior = np.tile(p / p.sum(), (h, 1))
-        self.regret = np.zeros((h, k))  # sum of r: what each expert would have saved
-        self.regularized = np.zeros((h, k))  # sum of r - eta r^2 (BOA's R)
-        self.sq_sum = np.zeros((h, k))  # sum of r^2
-        self.eta = np.zeros((h, k))  # current learning rates (0: none yet)
-        self.max_abs = np.zeros(h)  # largest |r| so far
-        self.pending = np.full((h, h, k), np.nan)  # pending[j]: forecasts made j+1 readings ago
-        self.n_pending = 0
-        self.n_updates = 0
+        self.batch = BatchAggregator(config, 1, prior)
 
-    # ------------------------------------------------------------------ weights
-    def _rates(self) -> np.ndarray:
-        """Learning rates: fixed, or BOA's ``min(1/(2E), sqrt(log(1/pi)/V))``."""
-        if self.config.eta > 0:
-            return np.full_like(self.eta, self.config.eta)
-        cap = np.where(self.max_abs > 0, 1.0 / (2.0 * np.maximum(self.max_abs, 1e-300)), 0.0)
-        with np.errstate(divide="ignore"):
-            adaptive = np.sqrt(np.log(1.0 / self.prior) / self.sq_sum)
-        return np.minimum(cap[:, None], np.where(self.sq_sum > 0, adaptive, np.inf))
+    def __getattr__(self, name: str) -> Any:
+        """``prior``, ``regret``, ``eta``, ``pending``, ...: the one series' arrays."""
+        if name in BatchAggregator._ARRAYS and "batch" in self.__dict__:
+            value = getattr(self.batch, name)[0]
+            return int(value) if value.ndim == 0 else value
+        raise AttributeError(name)
 
     @property
     def weights(self) -> np.ndarray:
         """Current weights ``(H, K)``, each row non-negative and summing to 1."""
-        eta = self.eta
-        if not np.any(eta > 0):
-            return self.prior.copy()
-        fixed = self.config.eta > 0
-        with np.errstate(divide="ignore"):
-            logw = np.log(self.prior) + eta * self.regularized + (0.0 if fixed else np.log(eta))
-        # a step whose learning rates are all still 0 keeps its prior
-        logw = np.where((eta > 0).any(axis=1, keepdims=True), logw, np.log(self.prior))
-        logw -= logw.max(axis=1, keepdims=True)
-        w = np.exp(logw)
-        return w / w.sum(axis=1, keepdims=True)
+        return self.batch.weights(self._ONE)[0]
 
     def combine(self, experts: np.ndarray) -> np.ndarray:
         """Aggregate forecast ``(H,)`` of the experts' forecasts ``(H, K)``.
 
         Non-finite expert forecasts get no weight (the others are renormalised).
         """
-        x = self._check(experts)
-        return _weighted(self.weights, x)
+        return self.batch.combine(self._ONE, self._check(experts)[None])[0]
 
-    # ------------------------------------------------------------------ learning
     def push(self, experts: np.ndarray) -> None:
         """Remember the experts' forecasts made now, to score them as targets arrive."""
-        x = self._check(experts)
-        self.pending = np.roll(self.pending, 1, axis=0)
-        self.pending[0] = x
-        self.n_pending = min(self.n_pending + 1, self.config.horizon)
+        self.batch.push(self._ONE, self._check(experts)[None])
 
     def update(self, y: float) -> np.ndarray:
         """Score the pending forecasts whose target is reading ``y``; update the weights.
@@ -177,76 +353,24 @@ class Aggregator:
         nothing was scored).  A non-finite ``y`` scores nothing: the forecasts age by
         one reading all the same.
         """
-        h_max = self.config.horizon
-        r = np.zeros((h_max, self.config.n_experts))
-        if not np.isfinite(y):
-            self._age()
-            return r
-        w = self.weights
-        for j in range(self.n_pending):  # pending[j] targets this reading at step j
-            x = self.pending[j, j]
-            ok = np.isfinite(x)
-            if not ok.any():
-                continue
-            p = float(_weighted(w[j:j + 1], x[None])[0])
-            g = _gradient(p, y, self.config.loss, self.config.scale)
-            r[j] = np.where(ok, g * (p - np.where(ok, x, p)), 0.0)
-        scored = np.arange(h_max) < self.n_pending
-        self.max_abs = np.where(scored, np.maximum(self.max_abs, np.abs(r).max(axis=1)),
-                                self.max_abs)
-        self.sq_sum += r ** 2
-        self.eta = np.where(scored[:, None], self._rates(), self.eta)
-        self.regret += r
-        self.regularized += r - self.eta * r ** 2
-        self.n_updates += 1
-        self._age()
-        return r
-
-    def _age(self) -> None:
-        """Drop the forecast whose last step was just scored."""
-        if self.n_pending == self.config.horizon:
-            self.pending[-1] = np.nan
-            self.n_pending -= 1
+        return self.batch.update(self._ONE, np.array([y], dtype=np.float64))[0]
 
     def restart(self, share: float | None = None) -> None:
         """Start afresh from the prior ``(1 - share) w + share / K`` (on a drift alarm)."""
-        s = self.config.share if share is None else share
-        k = self.config.n_experts
-        self.prior = (1.0 - s) * self.weights + s / k
-        self.prior /= self.prior.sum(axis=1, keepdims=True)
-        for a in (self.regret, self.regularized, self.sq_sum, self.eta):
-            a[:] = 0.0
+        self.batch.restart(self._ONE, share)
 
-    # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, np.ndarray]:
         """Everything learned so far, as numpy arrays (with the config)."""
-        state = {k: np.array(getattr(self, k), dtype=np.float64, copy=True)
-                 for k in _STATE_KEYS}
-        # no NaN in a saved state: empty or failed pending forecasts are a mask
-        state["pending_mask"] = np.isfinite(state["pending"]).astype(np.float64)
-        state["pending"] = np.nan_to_num(state["pending"], nan=0.0)
-        cfg = dataclasses.asdict(self.config)
-        state["config"] = np.array([cfg["n_experts"], cfg["horizon"], LOSSES.index(cfg["loss"]),
-                                    cfg["scale"], cfg["eta"], cfg["share"]], dtype=np.float64)
-        return state
+        return self.batch.state_dict(0)
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Restore :meth:`state_dict` (the config must match this aggregator's)."""
-        mine = self.state_dict()["config"]
-        if not np.array_equal(np.asarray(state["config"], dtype=np.float64), mine):
-            raise ValueError(f"aggregator state was saved with config {state['config']}, "
-                             f"this aggregator has {mine}")
-        for k in _STATE_KEYS:
-            value = np.asarray(state[k], dtype=np.float64).copy()
-            setattr(self, k, int(value) if k in ("n_pending", "n_updates") else value)
-        self.pending = np.where(np.asarray(state["pending_mask"]) > 0, self.pending, np.nan)
+        self.batch.load_state_dict(0, state)
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> Aggregator:
         """A new aggregator holding ``state`` (the config is read from it)."""
-        n, h, loss, scale, eta, share = np.asarray(state["config"], dtype=np.float64)
-        agg = cls(AggregationConfig(int(n), int(h), LOSSES[int(loss)], float(scale),
-                                    float(eta), float(share)))
+        agg = cls(config_from_array(state["config"]))
         agg.load_state_dict(state)
         return agg
 
@@ -258,21 +382,38 @@ class Aggregator:
         return x
 
 
-def _gradient(p: float, y: float, loss: str, scale: float) -> float:
-    """``d l(p, y) / dp`` of the loss in units of ``scale``."""
+def config_array(config: AggregationConfig) -> np.ndarray:
+    """The config as the float array saved in every state."""
+    return np.array([config.n_experts, config.horizon, LOSSES.index(config.loss),
+                     config.scale, config.eta, config.share], dtype=np.float64)
+
+
+def config_from_array(values: np.ndarray) -> AggregationConfig:
+    """Inverse of :func:`config_array`."""
+    n, h, loss, scale, eta, share = np.asarray(values, dtype=np.float64)
+    return AggregationConfig(int(n), int(h), LOSSES[int(loss)], float(scale), float(eta),
+                             float(share))
+
+
+def gradient(p: np.ndarray, y: np.ndarray, loss: str, scale: float) -> np.ndarray:
+    """``d l(p, y) / dp`` of the loss in units of ``scale`` (element-wise)."""
     if loss == "absolute":  # l = |p - y| / scale
-        return float(np.sign(p - y)) / scale
+        return np.sign(p - y) / scale
     return 2.0 * (p - y) / scale ** 2  # l = ((p - y) / scale)^2
 
 
-def _weighted(w: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Row-wise ``w . x`` over the finite entries of ``x`` (NaN where none is finite)."""
+def weighted(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``w . x`` over the last axis, finite entries of ``x`` only (NaN where none is)."""
     ok = np.isfinite(x)
+    if ok.all():  # the usual case, in fewer array calls (the same arithmetic)
+        total = w.sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(total > 0, (w * x).sum(axis=-1) / total, np.nan)
     wk = np.where(ok, w, 0.0)
-    total = wk.sum(axis=1)
-    out = np.full(x.shape[0], np.nan)
+    total = wk.sum(axis=-1)
     good = total > 0
-    out[good] = (wk[good] * np.where(ok, x, 0.0)[good]).sum(axis=1) / total[good]
+    out = np.full(total.shape, np.nan)
+    out[good] = (wk[good] * np.where(ok, x, 0.0)[good]).sum(axis=-1) / total[good]
     return out
 
 

@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", type=float, default=0.2,
                    help="share of the newest readings streamed after the fit to calibrate "
                    "the prediction intervals exported with the model (default 0.2)")
-    p.add_argument("--out", help="output .onnx path (manifest .json written beside)")
+    p.add_argument("--out", help="output .onnx path (manifest .json written beside); for "
+                   "--model auto a folder (aggregate.json and the experts' ONNX steps)")
     p.add_argument("--bundle", metavar="OUT",
                    help="write a deployment bundle folder instead (an existing bundle gets a new "
                         "version and keeps its current one as the rollback target)")
@@ -40,12 +41,23 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give exactly one of --out FILE.onnx or --bundle FOLDER")
     if (args.int8 or args.no_previous) and not args.bundle:
         raise ConfigError("--int8 and --no-previous apply to --bundle exports only")
+    if args.int8 and args.model == "auto":
+        raise ConfigError("--int8 quantises one ONNX step; an aggregate (model auto) is "
+                          "exported in float32 only")
     frame, _ = load_prepared(args)
     target, covariates = target_and_covariates(frame, args)
     y = frame.column(target)
     X = frame.select(covariates).values if covariates else None
     params = json_arg(args.params, "--params")
     horizon = int(params.pop("horizon", args.horizon))
+    dropped: list[str] = []
+    if args.model == "auto":
+        from tsforge.export.aggregate import servable_params
+
+        params, dropped = servable_params(params)
+        print(f"auto is served as an aggregate of experts with an ONNX step: candidates "
+              f"{params['experts']}" + (f" (left out, no ONNX step: {', '.join(dropped)})"
+                                        if dropped else ""))
     # fit on the older readings, stream the newest: the exported state is at the last reading
     # and the interval state holds real residuals, so the box issues intervals at once
     with progress.stage(f"fit {args.model} and calibrate its intervals"):
@@ -55,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"fitted '{args.model}' on {len(y) - int(len(y) * args.calibration)} readings; "
           f"intervals calibrated on the last {int(len(y) * args.calibration)} "
           f"({int(counts.min())} readings scored per step)")
+    if args.model == "auto":
+        return _aggregate(args, model, target, dropped)
     if args.bundle:
         return _bundle(args, model, target, y, X)
     from tsforge.export import export_onnx
@@ -91,4 +105,28 @@ def _bundle(args: argparse.Namespace, model, target: str, y, X) -> int:
               f"({100 * q['relative_rmse']:.2f}% of the forecast spread)")
     if rep.adaptive:
         print("online learner included: `tsforge-edge run BUNDLE --adapt` keeps learning")
+    return 0
+
+
+def _aggregate(args: argparse.Namespace, model, target: str, dropped: list[str]) -> int:
+    """Write a fitted ``auto`` as an aggregate folder (``--out``) or bundle version."""
+    auto = model.model
+    print(f"experts kept: {', '.join(auto.expert_names)}; weights 1 step ahead: "
+          f"{auto.family}")
+    with progress.stage("export the experts' ONNX steps and check parity"):
+        if args.bundle:
+            from tsforge.export import export_bundle
+
+            rep = export_bundle(model, args.bundle, sensor=target, int8=args.int8,
+                                keep_previous=not args.no_previous, dropped=dropped)
+            where = f"bundle {rep.root}: version {rep.version} ({rep.current}), previous " \
+                    f"{rep.previous or 'none'}"
+        else:
+            from tsforge.export.aggregate import export_aggregate
+
+            rep = export_aggregate(model, args.out, sensor=target, dropped=dropped)
+            where = f"aggregate folder {rep.out} (manifest {rep.manifest_path})"
+    print(f"{where}, {rep.size_bytes} bytes")
+    print(f"ONNX Runtime vs PyTorch, worst expert: max |diff| = "
+          f"{rep.parity_max_abs_error:.2e}; the BOA weights keep learning where it is served")
     return 0

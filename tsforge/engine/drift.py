@@ -44,11 +44,13 @@ class DriftStage:
     """Per-sensor detectors (see the module docstring).
 
     ``params`` holds per-detector keyword arguments, e.g. ``{"adwin": {"delta": 0.001}}``.
+    ``segment``: restart a sensor's detectors of a signal every that many values fed
+    (as :class:`~tsforge.drift.DriftMonitor` does; 0: never).
     """
 
     def __init__(self, detectors: tuple[str, ...] | list[str] = ("adwin",),
                  signals: tuple[str, ...] | list[str] = ("residual",),
-                 params: dict[str, dict[str, Any]] | None = None) -> None:
+                 params: dict[str, dict[str, Any]] | None = None, segment: int = 0) -> None:
         for name in detectors:
             if name not in DETECTORS:
                 raise ConfigError(f"drift detector {name!r} is not valid; valid values: "
@@ -65,6 +67,8 @@ class DriftStage:
         for name in self.detectors:  # import river now, not inside a poll loop
             self._make({"kind": name, **self.params.get(name, {})})
         self._watch: dict[tuple[str, str, str], Any] = {}
+        self.segment = int(segment)
+        self._fed: dict[tuple[str, str], int] = {}  # values fed per (sensor, signal)
         self.last_forecast: dict[str, float] = {}
         self.alarms = 0
 
@@ -94,6 +98,8 @@ class DriftStage:
                 value = values[signal]
                 if not math.isfinite(value):
                     continue
+                if self.segment:
+                    self._count(sensor, signal)
                 for name in self.detectors:
                     det = self._detector(sensor, signal, name)
                     det.update(value)
@@ -104,6 +110,24 @@ class DriftStage:
         self.alarms += len(out)
         return out
 
+    def _count(self, sensor: str, signal: str) -> None:
+        """Count one value fed; restart the detectors at the start of a new segment."""
+        fed = self._fed.get((sensor, signal), 0)
+        if fed and fed % self.segment == 0:
+            for name in self.detectors:
+                self._watch.pop((sensor, signal, name), None)
+        self._fed[(sensor, signal)] = fed + 1
+
+    def replay(self, sensor: str, signal: str, values: Any) -> None:
+        """Feed ``sensor``'s detectors of ``signal`` past values without raising alarms
+        (a sensor that continues a history watched elsewhere, e.g. at export: the values
+        since the last segment restart there, so the segment count continues)."""
+        for name in self.detectors:
+            det = self._detector(sensor, signal, name)
+            for v in values:
+                det.update(float(v))
+        self._fed[(sensor, signal)] = len(values)
+
     def record(self, sensors: list[str], forecasts: np.ndarray) -> None:
         """The one-step forecasts served for ``sensors`` (when :meth:`update` had none)."""
         self.last_forecast.update(zip(sensors, np.asarray(forecasts, dtype=np.float64).tolist()))
@@ -113,6 +137,8 @@ class DriftStage:
         self.last_forecast.pop(sensor, None)
         for key in [k for k in self._watch if k[0] == sensor]:
             del self._watch[key]
+        for key in [k for k in self._fed if k[0] == sensor]:
+            del self._fed[key]
 
 
 def drift_stage(enabled: bool = True, **settings: Any) -> DriftStage | None:

@@ -63,7 +63,107 @@ class StepResult:
     imputed: np.ndarray
 
 
-class GroupEngine:
+class ServedSensors:
+    """What every serving engine shares over its sensor arrays: name lookup, serving
+    rows that repeat sensors by occurrence rank, and the per-sensor views.
+
+    A subclass has ``names``, ``index``, ``sensor_index``, ``step``, ``H``, ``C``,
+    ``levels``, ``last_fc``, ``has_fc`` and ``conformal`` (a
+    :class:`~tsforge.engine.conformal.ConformalArrays` or None).
+    """
+
+    names: list[str]
+    index: dict[str, int]
+    H: int
+    C: int
+    levels: tuple[float, ...]
+    last_fc: np.ndarray
+    has_fc: np.ndarray
+    conformal: ConformalArrays | None
+
+    @property
+    def n_sensors(self) -> int:
+        return len(self.names)
+
+    def sensor_index(self, sensor: str, *, create: bool = True) -> int:
+        """Position of ``sensor`` in the arrays (registered at first sight)."""
+        i = self.index.get(sensor)
+        if i is None:
+            if not create:
+                raise DataError(f"sensor '{sensor}' has not been served")
+            i = len(self.names)
+            self._register(sensor, i)
+            self.names.append(sensor)
+            self.index[sensor] = i
+            self.reset(i)
+        return i
+
+    def _register(self, sensor: str, i: int) -> None:
+        """Make room for a new sensor at position ``i`` (before it is reset)."""
+        raise NotImplementedError
+
+    def reset(self, i: int) -> None:
+        raise NotImplementedError
+
+    def step(self, idx: np.ndarray | None, values: np.ndarray) -> StepResult:
+        raise NotImplementedError
+
+    def indices(self, sensors: list[str]) -> np.ndarray:
+        get = self.index.get
+        out = [get(s) for s in sensors]
+        if None in out:
+            out = [self.sensor_index(s) for s in sensors]
+        return np.asarray(out, dtype=np.intp)
+
+    def serve(self, idx: np.ndarray, values: np.ndarray) -> StepResult:
+        """Serve rows that may repeat sensors, each sensor's rows in order.
+
+        Occurrence ``k`` of every sensor is served in time step ``k``: one ONNX call
+        per step for all sensors present.  Equal to serving row by row.
+        """
+        n = idx.shape[0]
+        if n == 0:
+            return self.step(idx, values.reshape(0, self.C))
+        order = np.argsort(idx, kind="stable")
+        ranked = idx[order]
+        first = np.ones(n, dtype=bool)
+        first[1:] = ranked[1:] != ranked[:-1]
+        pos = np.arange(n)
+        rank = np.empty(n, dtype=np.intp)
+        rank[order] = pos - np.maximum.accumulate(np.where(first, pos, 0))
+        if rank.max() == 0:
+            return self.step(idx, values)
+        L = len(self.levels)
+        out = StepResult(np.full((n, self.H), np.nan), np.full((n, L, self.H), np.nan),
+                         np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
+        by_rank = np.argsort(rank, kind="stable")
+        bounds = np.searchsorted(rank[by_rank], np.arange(rank.max() + 2))
+        for k in range(rank.max() + 1):
+            rows = by_rank[bounds[k]:bounds[k + 1]]
+            res = self.step(idx[rows], values[rows])
+            out.mean[rows], out.half[rows] = res.mean, res.half
+            out.rejected[rows], out.imputed[rows] = res.rejected, res.imputed
+        return out
+
+    def last_forecast(self, i: int) -> np.ndarray | None:
+        return self.last_fc[i].copy() if self.has_fc[i] else None
+
+    def half_widths(self, i: int) -> np.ndarray:
+        """Half-widths ``(L, H)`` served with sensor ``i``'s latest forecast."""
+        if self.conformal is None:
+            return np.zeros((0, self.H))
+        return self.conformal.q[i].T.copy()
+
+    def conformal_of(self, i: int) -> ConformalIntervals | None:
+        """Sensor ``i``'s interval state as a per-series tracker (a copy)."""
+        if self.conformal is None:
+            return None
+        tracker = ConformalIntervals(self.conformal.config, self.conformal.H)
+        tracker.load_state_dict(self.conformal.state_dict(i))
+        return tracker
+
+
+class GroupEngine(ServedSensors):
     """Serve one exported model to many sensors (see the module docstring).
 
     Parameters
@@ -110,14 +210,11 @@ class GroupEngine:
         self._grow_flags(capacity)
         self.latency = LatencyHistogram()
         self.online: Any = None  # an OnlineStage (tsforge.engine.online)
+        self.warn_unseen = True  # log a sensor served cold (an aggregate logs once itself)
         self._no = np.zeros(0, dtype=bool)
         self._ar = np.zeros(0, dtype=np.intp)
 
     # ------------------------------------------------------------------ sensors
-    @property
-    def n_sensors(self) -> int:
-        return len(self.names)
-
     def _grow_flags(self, capacity: int) -> None:
         self.last_fc = grown(self.last_fc, capacity, 0.0)
         self.last_x = grown(self.last_x, capacity, 0.0)
@@ -145,35 +242,18 @@ class GroupEngine:
         self.reset(i)
         return i
 
-    def sensor_index(self, sensor: str, *, create: bool = True) -> int:
-        """Position of ``sensor`` in the arrays (registered at first sight)."""
-        i = self.index.get(sensor)
-        if i is None:
-            if not create:
-                raise DataError(f"sensor '{sensor}' has not been served")
-            i = len(self.names)
-            self._grow(i + 1)
-            self.names.append(sensor)
-            self.index[sensor] = i
-            self.reset(i)
-            self._warn_if_unseen(sensor)
-        return i
+    def _register(self, sensor: str, i: int) -> None:
+        self._grow(i + 1)
+        self._warn_if_unseen(sensor)
 
     def _warn_if_unseen(self, sensor: str) -> None:
         """Say once that a sensor the model was not exported for is served cold."""
         exported = self.artifact.meta.get("sensor")
-        if sensor in self.own_chains or sensor == exported:
+        if sensor in self.own_chains or sensor == exported or not self.warn_unseen:
             return
         log.warning("sensor '%s' is not the exported sensor ('%s'): it is served from the "
                     "initial model state with the exported sensor's transform chain, and "
                     "gets intervals once its residual windows fill", sensor, exported)
-
-    def indices(self, sensors: list[str]) -> np.ndarray:
-        get = self.index.get
-        out = [get(s) for s in sensors]
-        if None in out:
-            out = [self.sensor_index(s) for s in sensors]
-        return np.asarray(out, dtype=np.intp)
 
     def reset(self, i: int) -> None:
         """Sensor ``i`` as never served: initial state (the exported sensor continues)."""
@@ -200,6 +280,9 @@ class GroupEngine:
         :attr:`n_sensors` rows), which binds the state array without copies.
         """
         n = values.shape[0]
+        if n == 0:  # nothing to serve (a batch of rejected rows): no ONNX call
+            return StepResult(np.zeros((0, self.H)), np.zeros((0, len(self.levels), self.H)),
+                              np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
         ix = self._arange(n) if idx is None else idx
         sel = slice(0, n) if idx is None else idx
         y_raw = values[:, 0]
@@ -283,36 +366,6 @@ class GroupEngine:
         z_hat[rows] = fc
         self.onnx.state[ix[rows]] = state
 
-    def serve(self, idx: np.ndarray, values: np.ndarray) -> StepResult:
-        """Serve rows that may repeat sensors, each sensor's rows in order.
-
-        Occurrence ``k`` of every sensor is served in time step ``k``: one ONNX call
-        per step for all sensors present.  Equal to serving row by row.
-        """
-        n = idx.shape[0]
-        if n == 0:
-            return self.step(idx, values.reshape(0, self.C))
-        order = np.argsort(idx, kind="stable")
-        ranked = idx[order]
-        first = np.ones(n, dtype=bool)
-        first[1:] = ranked[1:] != ranked[:-1]
-        pos = np.arange(n)
-        rank = np.empty(n, dtype=np.intp)
-        rank[order] = pos - np.maximum.accumulate(np.where(first, pos, 0))
-        if rank.max() == 0:
-            return self.step(idx, values)
-        L = len(self.levels)
-        out = StepResult(np.full((n, self.H), np.nan), np.full((n, L, self.H), np.nan),
-                         np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
-        by_rank = np.argsort(rank, kind="stable")
-        bounds = np.searchsorted(rank[by_rank], np.arange(rank.max() + 2))
-        for k in range(rank.max() + 1):
-            rows = by_rank[bounds[k]:bounds[k + 1]]
-            res = self.step(idx[rows], values[rows])
-            out.mean[rows], out.half[rows] = res.mean, res.half
-            out.rejected[rows], out.imputed[rows] = res.rejected, res.imputed
-        return out
-
     def step_one(self, i: int, y: float, x: Any = None) -> np.ndarray | None:
         """Serve one reading of sensor ``i``; the forecast ``(H,)``, None if rejected.
 
@@ -339,23 +392,6 @@ class GroupEngine:
         return None if res.rejected[0] else res.mean[0]
 
     # ------------------------------------------------------------------ views, state
-    def last_forecast(self, i: int) -> np.ndarray | None:
-        return self.last_fc[i].copy() if self.has_fc[i] else None
-
-    def half_widths(self, i: int) -> np.ndarray:
-        """Half-widths ``(L, H)`` served with sensor ``i``'s latest forecast."""
-        if self.conformal is None:
-            return np.zeros((0, self.H))
-        return self.conformal.q[i].T.copy()
-
-    def conformal_of(self, i: int) -> ConformalIntervals | None:
-        """Sensor ``i``'s interval state as a per-series tracker (a copy)."""
-        if self.conformal is None:
-            return None
-        tracker = ConformalIntervals(self.conformal.config, self.conformal.H)
-        tracker.load_state_dict(self.conformal.state_dict(i))
-        return tracker
-
     def state_dict(self, i: int) -> dict[str, np.ndarray]:
         """Sensor ``i``'s whole state as plain arrays (the per-sensor runtime's format)."""
         out = {

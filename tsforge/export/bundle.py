@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tsforge.errors import ArtifactError
+from tsforge.errors import ArtifactError, ConfigError
 from tsforge.export.onnx import export_onnx
 from tsforge.export.quantize import quantize_step
 from tsforge.models.base import Forecaster
@@ -56,6 +56,7 @@ def export_bundle(
     parity_inputs: np.ndarray | None = None,
     tolerance: float = 1e-4,
     adapt: bool = True,
+    dropped: list[str] | None = None,
 ) -> BundleReport:
     """Export ``model`` as a new version of the bundle folder ``out``.
 
@@ -75,6 +76,11 @@ def export_bundle(
     adapt
         For online learners that can learn without torch (``esn``; ``rtrl``/``uoro``
         with the tanh cell), include the learner state so the box keeps learning.
+    dropped
+        ``auto`` only: candidate families left out because they cannot be served
+        (recorded in the aggregate manifest).  A fitted ``auto`` is written as an
+        aggregate (:mod:`tsforge.export.aggregate`): its experts' ONNX steps, parity
+        checked each on ``min(parity_steps, 300)`` random steps, and the BOA state.
     """
     out = Path(out)
     if layout.is_bundle(out):
@@ -91,6 +97,10 @@ def export_bundle(
     if vdir.exists():  # left over from an interrupted export: never listed in bundle.json
         shutil.rmtree(vdir)
     core = model.model if isinstance(model, TransformedForecaster) else model
+    if core.name == "auto":
+        return _aggregate_version(model, out, folder, sensor=sensor, int8=int8,
+                                  keep_previous=keep_previous, parity_steps=parity_steps,
+                                  dropped=dropped)
     rep = export_onnx(model, vdir / "model.onnx", sensor=sensor, parity_steps=parity_steps,
                       parity_inputs=parity_inputs, tolerance=tolerance,
                       extra_metadata={"bundle_version": int(folder[1:])})
@@ -116,3 +126,25 @@ def export_bundle(
         size_bytes=sum(p.stat().st_size for p in vdir.iterdir()), int8=quant,
         adaptive=is_adaptive,
     )
+
+
+def _aggregate_version(model: Any, out: Path, folder: str, *, sensor: str, int8: bool,
+                       keep_previous: bool, parity_steps: int,
+                       dropped: list[str] | None) -> BundleReport:
+    """Write a fitted ``auto`` as the aggregate of the bundle's new version ``folder``."""
+    from tsforge.export.aggregate import export_aggregate
+
+    if int8:
+        raise ConfigError("--int8 quantises one ONNX step; an aggregate (model auto) is "
+                          "exported in float32 only")
+    steps = min(parity_steps, 300)
+    rep = export_aggregate(model, out / folder, sensor=sensor, parity_steps=steps,
+                           dropped=dropped, extra_metadata={"bundle_version": int(folder[1:])})
+    entry = {"model": "auto", "sensor": sensor, "source": "export", "experts": rep.experts,
+             "dropped": rep.dropped,
+             "parity": {"steps": steps, "max_abs_error": rep.parity_max_abs_error}}
+    index = layout.commit_version(out, folder, entry, keep_previous=keep_previous)
+    return BundleReport(root=str(out), version=index["version"], current=folder,
+                        previous=index["previous"],
+                        parity_max_abs_error=rep.parity_max_abs_error, parity_steps=steps,
+                        size_bytes=rep.size_bytes, int8=None, adaptive=False)

@@ -16,12 +16,11 @@ SUPPORTED_FORMATS = (1,)
 
 
 @dataclass
-class Artifact:
-    """A verified ONNX streaming step with its metadata."""
+class _Exported:
+    """What every exported model states in its manifest: horizon and input channels."""
 
     path: Path
     meta: dict[str, Any]
-    session: Any
 
     @property
     def horizon(self) -> int:
@@ -30,6 +29,13 @@ class Artifact:
     @property
     def n_channels(self) -> int:
         return int(self.meta["n_channels"])
+
+
+@dataclass
+class Artifact(_Exported):
+    """A verified ONNX streaming step with its metadata."""
+
+    session: Any
 
     @property
     def state_shape(self) -> tuple[int, ...]:
@@ -125,3 +131,63 @@ def load_artifact(path: str | Path, *, verify: bool = True, threads: int = 1) ->
             f"{SUPPORTED_FORMATS}; upgrade tsforge on this machine"
         )
     return Artifact(path=path, meta=meta, session=session)
+
+
+AGGREGATE_MANIFEST = "aggregate.json"
+
+
+@dataclass
+class AggregateArtifact(_Exported):
+    """An exported ``auto``: the experts' verified ONNX steps and the aggregate manifest
+    (written by :func:`tsforge.export.aggregate.export_aggregate`)."""
+
+    experts: list[Artifact]
+
+    @property
+    def families(self) -> list[str]:
+        return [e["family"] for e in self.meta["experts"]]
+
+
+def is_aggregate(path: str | Path) -> bool:
+    """True when ``path`` is a folder holding an exported aggregate."""
+    return (Path(path) / AGGREGATE_MANIFEST).is_file()
+
+
+def load_aggregate(path: str | Path, *, verify: bool = True, threads: int = 1
+                   ) -> AggregateArtifact:
+    """Load an aggregate folder: its manifest, then every expert (checksums checked)."""
+    root = Path(path)
+    manifest = root / AGGREGATE_MANIFEST
+    try:
+        meta = json.loads(manifest.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"aggregate manifest {manifest} cannot be read ({exc}); export "
+                            "it again with `tsforge export DATA --model auto`") from exc
+    if meta.get("format") != "tsforge-aggregate" or meta.get("format_version") != 1:
+        raise ArtifactError(f"{manifest} has format {meta.get('format')!r} "
+                            f"v{meta.get('format_version')}; this runtime reads "
+                            "tsforge-aggregate v1: upgrade tsforge here")
+    experts = []
+    for e in meta["experts"]:
+        folder = root / e["dir"]
+        if verify and (folder / "model.json").is_file() and \
+                hashlib.sha256((folder / "model.json").read_bytes()).hexdigest() != \
+                e["manifest_sha256"]:
+            raise ArtifactError(f"expert manifest {folder / 'model.json'} was modified after "
+                                "export (SHA-256 mismatch); export the aggregate again")
+        art = load_artifact(folder / "model.onnx", verify=verify, threads=threads)
+        if verify and art.meta.get("sha256") != e["sha256"]:
+            raise ArtifactError(f"expert {folder} is not the one {manifest} was exported with; "
+                                "copy the whole aggregate folder again")
+        experts.append(art)
+    return AggregateArtifact(root, meta, experts)
+
+
+def load_model(path: str | Path, *, threads: int = 1) -> Artifact | AggregateArtifact:
+    """An exported aggregate (its folder or ``aggregate.json``) or a single ONNX
+    artifact, verified."""
+    if Path(path).name == AGGREGATE_MANIFEST:
+        path = Path(path).parent
+    if is_aggregate(path):
+        return load_aggregate(path, threads=threads)
+    return load_artifact(path, threads=threads)

@@ -9,6 +9,8 @@ Layout (``tsforge export --bundle OUT`` writes it, ``tsforge-edge run OUT`` read
       requirements.txt   what the edge box needs (numpy, onnxruntime)
       v0002/             the current version
         model.onnx       streaming step (x, state) -> (forecast, new_state)
+                         (model ``auto``: aggregate.json and experts/<k>-<family>/
+                         model.onnx instead, see tsforge.export.aggregate)
         model.json       its manifest (config, transforms, state, intervals, parity)
         model.int8.onnx  optional dynamically quantised step, with model.int8.json
         learner.npz      optional online learner state (on-device adaptation)
@@ -32,7 +34,13 @@ from typing import Any
 from tsforge._version import __version__
 from tsforge.errors import ArtifactError
 from tsforge.io_utils import atomic_write_bytes, sha256_file
-from tsforge.runtime.artifact import Artifact, load_artifact
+from tsforge.runtime.artifact import (
+    AGGREGATE_MANIFEST,
+    AggregateArtifact,
+    Artifact,
+    is_aggregate,
+    load_model,
+)
 
 BUNDLE_FORMAT = "tsforge-bundle"
 BUNDLE_FORMAT_VERSION = 1
@@ -87,7 +95,9 @@ def verify_bundle(root: str | Path) -> dict[str, Any]:
             )
     for key in ("current", "previous"):
         folder = index.get(key)
-        if folder and f"{folder}/model.onnx" not in index.get("files", {}):
+        files = index.get("files", {})
+        if folder and f"{folder}/model.onnx" not in files and \
+                f"{folder}/{AGGREGATE_MANIFEST}" not in files:
             raise ArtifactError(f"{INDEX} names {key} version {folder} but lists no "
                                 f"{folder}/model.onnx; re-export the bundle")
     return index
@@ -99,8 +109,8 @@ class Bundle:
 
     root: Path
     index: dict[str, Any]
-    current: Artifact
-    previous: Artifact | None
+    current: Artifact | AggregateArtifact
+    previous: Artifact | AggregateArtifact | None
 
     @property
     def version(self) -> int:
@@ -126,14 +136,18 @@ def load_bundle(root: str | Path, *, threads: int = 1, int8: bool = False) -> Bu
     root = Path(root)
     index = verify_bundle(root)
     name = "model.int8.onnx" if int8 else "model.onnx"
-    cur = root / index["current"] / name
-    if int8 and not cur.is_file():
+    folder = root / index["current"]
+    cur = folder if is_aggregate(folder) else folder / name
+    if int8 and not (folder / name).is_file():
         raise ArtifactError(f"bundle {root} has no int8 model in {index['current']}; re-export "
-                            "with `tsforge export ... --bundle OUT --int8`")
+                            "with `tsforge export ... --bundle OUT --int8` (an aggregate, "
+                            "model auto, has no int8 step)")
     previous = None
     if index.get("previous"):
-        previous = load_artifact(root / index["previous"] / "model.onnx", threads=threads)
-    return Bundle(root, index, load_artifact(cur, threads=threads), previous)
+        prev = root / index["previous"]
+        previous = load_model(prev if is_aggregate(prev) else prev / "model.onnx",
+                              threads=threads)
+    return Bundle(root, index, load_model(cur, threads=threads), previous)
 
 
 def write_requirements(root: Path) -> None:

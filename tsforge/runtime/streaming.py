@@ -23,13 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from tsforge.engine.aggregate import AggregateEngine, engine_for
 from tsforge.engine.group import GroupEngine
 from tsforge.engine.online import BatchLearnerStage, LearnerStage
-from tsforge.errors import DataError
+from tsforge.errors import ConfigError, DataError
 from tsforge.intervals import ConformalIntervals
 from tsforge.models.base import Forecast
 from tsforge.preprocess.transforms import TransformChain
-from tsforge.runtime.artifact import Artifact, load_artifact
+from tsforge.runtime.artifact import AggregateArtifact, Artifact, load_model
 
 _NOT_FINITE = "first reading of a sensor is not finite; cannot impute without history"
 
@@ -51,12 +52,16 @@ class SensorState:
 class _SensorViews(Mapping):
     """``runtime.sensors[name]``: snapshots of the sensors served so far."""
 
-    def __init__(self, engine: GroupEngine) -> None:
+    def __init__(self, engine: GroupEngine | AggregateEngine) -> None:
         self._engine = engine
 
     def __getitem__(self, sensor: str) -> SensorState:
         e = self._engine
         i = e.index[sensor]
+        if isinstance(e, AggregateEngine):  # the experts' states; each expert has its chain
+            readings, imputed = (int(v) for v in e.counts[i, :2])
+            return SensorState(e.model_state(i), TransformChain([]), e.conformal_of(i),
+                               e.last_forecast(i), None, readings, imputed, False)
         return SensorState(
             model_state=e.onnx.state[i].copy(), chain=TransformChain.from_spec(e.chain.spec(i)),
             conformal=e.conformal_of(i), last_forecast=e.last_forecast(i),
@@ -76,7 +81,9 @@ class StreamingRuntime:
     Parameters
     ----------
     artifact
-        An :class:`Artifact` or a path to ``model.onnx``.
+        An :class:`Artifact` or a path to ``model.onnx``; or an exported ``auto``
+        (:class:`~tsforge.runtime.artifact.AggregateArtifact` or its folder), served by
+        :class:`~tsforge.engine.aggregate.AggregateEngine`.
     threads
         onnxruntime intra-op threads (1 is best for per-step latency).
     intervals
@@ -93,9 +100,12 @@ class StreamingRuntime:
     def __init__(self, artifact: Artifact | str | Path, *, threads: int = 1,
                  intervals: bool = True, learner: Any = None,
                  learner_sensor: str | None = None) -> None:
-        self.artifact = artifact if isinstance(artifact, Artifact) else load_artifact(
-            artifact, threads=threads)
-        self.engine = GroupEngine(self.artifact, intervals=intervals)
+        self.artifact = artifact if isinstance(artifact, (Artifact, AggregateArtifact)) else \
+            load_model(artifact, threads=threads)
+        self.engine = engine_for(self.artifact, intervals=intervals)
+        if learner is not None and isinstance(self.engine, AggregateEngine):
+            raise ConfigError("an aggregate (auto) keeps learning its weights by itself; it "
+                              "serves no separate online learner (--adapt)")
         self.sensors = _SensorViews(self.engine)
         self.learner = learner
         self.learner_sensor = learner_sensor or self.artifact.meta.get("sensor")
@@ -135,7 +145,9 @@ class StreamingRuntime:
 
         The model is shared; ``transforms`` carries the sensor's own statistics
         (scale, seasonal profile) fitted on its history.  The sensor starts from the
-        initial model state, anchored at its first live reading.
+        initial model state, anchored at its first live reading.  For an aggregate
+        (``auto``), ``transforms`` is one chain spec per expert
+        (:func:`tsforge.export.aggregate.fit_chains`).
         """
         self.engine.add_sensor(sensor, transforms)
 

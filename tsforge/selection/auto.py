@@ -24,9 +24,10 @@ explains which families carry the weight now and why; ``weight_history`` and
 
 Intervals: the pipeline's wrapper puts the same adaptive conformal rule
 (:mod:`tsforge.intervals`) on the aggregate as on any family.  ONNX: the
-aggregate is not one ONNX step (statsmodels experts, one chain per expert); the
-aggregation step is numpy only, so a serving engine runs the experts' own steps
-and combines them with :class:`~tsforge.aggregation.Aggregator`.
+aggregate is not one ONNX step (one chain per expert; statsmodels experts have
+none); :mod:`tsforge.export.aggregate` exports each servable expert's own step and
+the BOA state, and :class:`~tsforge.engine.aggregate.AggregateEngine` serves them
+on the edge box and in the Kafka service.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class AutoConfig(ForecasterConfig):
     restart_gap
         Fewest readings between two restarts of the weights.
     windowed, fixed_feedback, short_history, fast_online, online
-        Families of each policy role (``plan`` and the serving paths that pick one family).
+        Families of each policy role (``plan``, which prunes the candidates).
     min_history, drift_rate, fast_drift_rate, long_dependence, max_radius
         Policy thresholds (:class:`~tsforge.selection.policy.PolicyConfig`).
     params
@@ -212,8 +213,8 @@ class AutoForecaster(Forecaster):
         """Hyper-parameters ``family`` is built with: the family's defaults (windows that
         reach a season through seasonal lags, training budgeted by optimiser steps),
         a cheaper schedule for statsmodels experts (:data:`PEER_SIZING`), overridden by
-        ``params[family]``.  ``profile`` is accepted for the serving paths that pick one
-        family by the policy; the sizing does not depend on it."""
+        ``params[family]``.  ``profile`` is accepted for callers that size a family by
+        the policy's decision; the sizing does not depend on it."""
         from tsforge.models.registry import model_class
 
         fields = model_class(family).Config.__dataclass_fields__

@@ -22,8 +22,9 @@ import numpy as np
 
 from tsforge.connectors.base import ReadingBatch
 from tsforge.engine import GroupEngine
+from tsforge.engine.aggregate import AggregateEngine, engine_for
 from tsforge.errors import ConfigError, TsforgeError
-from tsforge.runtime.artifact import load_artifact
+from tsforge.runtime.artifact import load_model
 from tsforge.serve.models import ModelGroup
 
 log = logging.getLogger("tsforge.serve")
@@ -42,10 +43,11 @@ class ForecastBlock:
     version: np.ndarray
 
 
-def group_engine(group: ModelGroup, intervals: bool) -> GroupEngine:
-    """An engine serving ``group``'s sensors, each with its own fitted chain."""
-    engine = GroupEngine(load_artifact(group.onnx_path), intervals=intervals,
-                         capacity=max(16, len(group.sensors)))
+def group_engine(group: ModelGroup, intervals: bool) -> GroupEngine | AggregateEngine:
+    """An engine serving ``group``'s sensors, each with its own fitted chain(s): a
+    :class:`GroupEngine`, or an :class:`AggregateEngine` for an aggregate (``auto``)."""
+    engine = engine_for(load_model(group.onnx_path), intervals=intervals,
+                        capacity=max(16, len(group.sensors)))
     for sensor, chain in group.sensors.items():
         engine.add_sensor(sensor, chain)
     return engine

@@ -15,9 +15,19 @@ Layout of the model store (``[registry] path``, else ``<checkpoint>/models``)::
 
 With ``[registry] path`` each ``<store>/<family>-<hash>/`` is instead a model
 registry whose champion is served (:mod:`tsforge.serve.versions`); a plain group
-folder found there is still loaded as it is.  ``family = "auto"`` picks each
-sensor's family at start-up with the regime policy (:mod:`tsforge.selection`)
-and groups sensors by the family picked.
+folder found there is still loaded as it is.
+
+``family = "auto"`` serves the online aggregation of experts: ``auto`` is fitted
+on the group's first sensor with servable candidates only (families with an
+ONNX step) and exported as an aggregate (:mod:`tsforge.export.aggregate`)::
+
+    <store>/auto-<hash>/aggregate.json                 the BOA state and the experts
+    <store>/auto-<hash>/experts/<k>-<family>/model.onnx
+    <store>/auto-<hash>/sensors.json                   {name: [chain spec per expert]}
+
+served by :class:`~tsforge.engine.aggregate.AggregateEngine`; its version is the
+first 12 hex digits of ``aggregate.json``'s SHA-256.  An aggregate is not kept in
+a model registry (``[registry] path`` with ``family = "auto"`` is refused).
 
 Every worker of a consumer group must see the same store (a shared volume),
 so that all of them serve the same model versions.  Fitting needs the library's
@@ -33,19 +43,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from tsforge.errors import ConfigError
-from tsforge.io_utils import atomic_write_bytes
+from tsforge.io_utils import atomic_write_bytes, sha256_file
 from tsforge.pipeline.spec import PipelineSpec
+from tsforge.runtime.artifact import AGGREGATE_MANIFEST
 
 log = logging.getLogger("tsforge.serve")
 
 
 @dataclass(frozen=True)
 class ModelGroup:
-    """One exported model and the sensors it serves.
+    """One exported model (or aggregate, ``family`` "auto") and the sensors it serves.
 
+    ``onnx_path`` is the ONNX step, or an aggregate's ``aggregate.json`` (then each
+    sensor's entry in ``sensors`` holds one chain spec per expert).
     ``version`` is the first 12 hex digits of the ONNX file's SHA-256, or the
     registry version name when the group lives in a registry (``registry``, see
     :mod:`tsforge.serve.versions`): it changes whenever the model does, and it is
@@ -86,9 +97,11 @@ def prepare_models(spec: PipelineSpec) -> list[ModelGroup]:
     settings: dict[str, tuple[str, dict[str, Any], str]] = {}
     for sensor in frame.sensors:
         family, params, transforms = spec.sensor(sensor)
-        if family == "auto":
-            family, params = pick_family(spec, sensor, params, transforms,
-                                         frame.column(sensor))
+        if family == "auto" and spec.registry.path:
+            raise ConfigError(
+                f"sensor '{sensor}': family = 'auto' (an aggregate of experts) is not served "
+                "from a model registry; drop [registry] path and keep the models under "
+                "[checkpoint] path, or give the sensor one family")
         key = json.dumps([family, params, transforms, spec.model.horizon,
                           spec.intervals.levels, spec.intervals.method], sort_keys=True)
         name = f"{family}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
@@ -107,37 +120,9 @@ def prepare_models(spec: PipelineSpec) -> list[ModelGroup]:
             groups.append(fit_and_register(directory, lambda tmp, n=name, s=sensors: _fit_group(
                 spec, tmp, n, settings[n], frame, s)))
             continue
-        groups.append(_fit_group(spec, directory, name, settings[name], frame, sensors))
+        fit = _fit_aggregate if settings[name][0] == "auto" else _fit_group
+        groups.append(fit(spec, directory, name, settings[name], frame, sensors))
     return groups
-
-
-def pick_family(spec: PipelineSpec, sensor: str, params: dict[str, Any], transforms: str,
-                y: Any) -> tuple[str, dict[str, Any]]:
-    """Family and parameters the regime policy picks for ``sensor`` (``family = "auto"``).
-
-    The history is profiled after the transform chain the sensor will be served
-    with, as the ``auto`` model does at ``fit``; ``params`` are the ``auto``
-    model's settings (policy thresholds, per-family ``params``).  The decision's
-    explanation is logged per sensor.
-    """
-    from tsforge.models.registry import model_class
-    from tsforge.preprocess import analyze
-    from tsforge.preprocess.transforms import TransformChain
-    from tsforge.selection.auto import AutoForecaster
-
-    auto = AutoForecaster(horizon=spec.model.horizon, sensor=sensor, **params)
-    chain = analyze(y, name=sensor).transforms if transforms == "auto" else []
-    z = np.asarray(TransformChain.from_spec(chain).fit(y).transform(y) if chain else y,
-                   dtype=np.float64)
-    decision = auto.plan(z[np.isfinite(z)])
-    picked = auto.family_params(decision.family, decision.profile)
-    if "period" in model_class(decision.family).Config.__dataclass_fields__ and \
-            auto.config.period:
-        picked.setdefault("period", auto.config.period)
-    log.info("family picked", extra={"fields": {
-        "sensor": sensor, "family": decision.family, "rule": decision.rule,
-        "explanation": decision.explanation}})
-    return decision.family, picked
 
 
 def load_groups(store: Path) -> list[ModelGroup]:
@@ -154,6 +139,11 @@ def _load_group(directory: Path) -> ModelGroup | None:
 
     if is_registry(directory):
         return champion_group(directory)
+    aggregate, sensors_path = directory / AGGREGATE_MANIFEST, directory / "sensors.json"
+    if aggregate.exists() and sensors_path.exists():
+        sensors = json.loads(sensors_path.read_text())["sensors"]
+        return ModelGroup(directory.name, "auto", aggregate, sha256_file(aggregate)[:12],
+                          sensors)
     onnx_path, sensors_path = directory / "model.onnx", directory / "sensors.json"
     if not (onnx_path.exists() and sensors_path.exists()):
         return None
@@ -202,3 +192,40 @@ def _fit_group(spec: PipelineSpec, directory: Path, name: str,
     atomic_write_bytes(directory / "sensors.json",
                        json.dumps({"family": family, "sensors": own}).encode())
     return ModelGroup(name, family, Path(report.onnx_path), report.sha256[:12], own)
+
+
+def _fit_aggregate(spec: PipelineSpec, directory: Path, name: str,
+                   setting: tuple[str, dict[str, Any], str], frame: Any,
+                   sensors: list[str]) -> ModelGroup:
+    """Fit ``auto`` (servable candidates) on the group's first sensor, export it as an
+    aggregate, fit every sensor's chain of every expert."""
+    from tsforge.export.aggregate import export_aggregate, fit_chains, servable_params
+    from tsforge.intervals import IntervalConfig
+    from tsforge.models.registry import create
+    from tsforge.models.transformed import TransformedForecaster
+    from tsforge.preprocess import analyze
+    from tsforge.runtime.artifact import load_aggregate
+
+    _, params, transforms = setting
+    first = sensors[0]
+    y = frame.column(first)
+    params, dropped = servable_params(params)
+    if transforms != "auto":
+        params = {**params, "transforms": []}
+    params.setdefault("period", analyze(y, name=first).period or 0)
+    levels = spec.intervals.levels
+    intervals = (IntervalConfig(levels=tuple(levels), method=spec.intervals.method)
+                 if levels else None)
+    log.info("fitting aggregate", extra={"fields": {
+        "group": name, "experts": params["experts"], "left_out": dropped,
+        "sensors": len(sensors), "fit_on": first}})
+    model = TransformedForecaster(create("auto", horizon=spec.model.horizon, sensor=first,
+                                         **params), [], intervals=intervals).fit(y)
+    rep = export_aggregate(model, directory, sensor=first, dropped=dropped)
+    log.info("aggregate exported", extra={"fields": {
+        "group": name, "experts": rep.experts, "explanation": model.model.explain()}})
+    aggregate = load_aggregate(directory)
+    own = {s: fit_chains(aggregate, frame.column(s)) for s in sensors}
+    atomic_write_bytes(directory / "sensors.json",
+                       json.dumps({"family": "auto", "sensors": own}).encode())
+    return ModelGroup(name, "auto", Path(rep.manifest_path), rep.sha256[:12], own)
