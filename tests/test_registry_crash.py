@@ -38,6 +38,25 @@ def churn(root, paths, seed) -> None:
             reg.rollback()
 
 
+def _forked_op_seconds(root, onnx) -> float:
+    """How long a forked writer takes, right now, from fork to one register + promote.
+
+    Timed the way the test's writers run (fork, then the operation), so that the
+    kill delays scale with the machine's current load: on a loaded machine a child
+    may wait for a core before it writes anything.
+    """
+    t0 = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:  # child: one operation, then exit without returning into pytest
+        try:
+            reg = Registry(root)
+            reg.promote(reg.register(onnx=onnx).name)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    return time.perf_counter() - t0
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_kill9_never_breaks_the_registry(tmp_path):
     rng = np.random.default_rng(0)
@@ -45,10 +64,7 @@ def test_kill9_never_breaks_the_registry(tmp_path):
     coef, b, m, s = fit_ar(y, 4)
     paths = [write_linear_ar(tmp_path / f"m{i}.onnx", coef * (1 - 0.05 * i), b, m, s)
              for i in range(3)]
-    probe = Registry(tmp_path / "probe")  # how long one register + promote takes right now
-    t0 = time.perf_counter()
-    probe.promote(probe.register(onnx=paths[0]).name)
-    op_seconds = time.perf_counter() - t0
+    op_seconds = _forked_op_seconds(tmp_path / "probe", paths[0])
     root = tmp_path / "reg"
     Registry(root)
     pick = random.Random(1)
