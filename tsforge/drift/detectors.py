@@ -83,6 +83,13 @@ class RiverDetector:
     def drift_detected(self) -> bool:
         return bool(self._river.drift_detected)
 
+    def step(self, value: float) -> bool:
+        """:meth:`update` with a Python float, then :attr:`drift_detected`: one call per
+        value in the serving loops (river's own calls are the cost left)."""
+        river = self._river
+        river.update(value)
+        return bool(river.drift_detected)
+
     def statistic(self) -> tuple[str, float]:
         r = self._river
         if self.kind == "adwin":

@@ -66,18 +66,21 @@ class DriftStage:
         self._make = make_detector
         for name in self.detectors:  # import river now, not inside a poll loop
             self._make({"kind": name, **self.params.get(name, {})})
-        self._watch: dict[tuple[str, str, str], Any] = {}
+        # (sensor, signal) -> [(detector kind, detector)]: one lookup per value fed
+        self._watch: dict[tuple[str, str], list[tuple[str, Any]]] = {}
         self.segment = int(segment)
         self._fed: dict[tuple[str, str], int] = {}  # values fed per (sensor, signal)
         self.last_forecast: dict[str, float] = {}
         self.alarms = 0
 
-    def _detector(self, sensor: str, signal: str, name: str) -> Any:
-        key = (sensor, signal, name)
-        det = self._watch.get(key)
-        if det is None:
-            det = self._watch[key] = self._make({"kind": name, **self.params.get(name, {})})
-        return det
+    def _detectors(self, key: tuple[str, str]) -> list[tuple[str, Any]]:
+        """The detectors of ``key`` = (sensor, signal), made at first use."""
+        dets = self._watch.get(key)
+        if dets is None:
+            dets = self._watch[key] = [
+                (name, self._make({"kind": name, **self.params.get(name, {})}))
+                for name in self.detectors]
+        return dets
 
     def update(self, sensors: list[str], y: np.ndarray,
                forecasts: np.ndarray | None = None) -> list[DriftAlarm]:
@@ -90,40 +93,38 @@ class DriftStage:
         out: list[DriftAlarm] = []
         last = self.last_forecast
         fc = None if forecasts is None else np.asarray(forecasts, dtype=np.float64).tolist()
+        signals, segment, isfinite = self.signals, self.segment, math.isfinite
         for r, (sensor, v) in enumerate(zip(sensors, np.asarray(y, dtype=np.float64).tolist())):
             prev = last.get(sensor)
             res = v - prev if prev is not None else math.nan
-            values = {"input": v, "residual": res, "abs_residual": abs(res)}
-            for signal in self.signals:
-                value = values[signal]
-                if not math.isfinite(value):
+            for signal in signals:
+                value = (abs(res) if signal == "abs_residual" else res if signal == "residual"
+                         else v)
+                if not isfinite(value):
                     continue
-                if self.segment:
-                    self._count(sensor, signal)
-                for name in self.detectors:
-                    det = self._detector(sensor, signal, name)
-                    det.update(value)
-                    if det.drift_detected:
+                key = (sensor, signal)
+                if segment:
+                    self._count(key)
+                for name, det in self._detectors(key):
+                    if det.step(value):
                         out.append(DriftAlarm(r, sensor, name, signal, value))
             if fc is not None:
                 last[sensor] = fc[r]
         self.alarms += len(out)
         return out
 
-    def _count(self, sensor: str, signal: str) -> None:
+    def _count(self, key: tuple[str, str]) -> None:
         """Count one value fed; restart the detectors at the start of a new segment."""
-        fed = self._fed.get((sensor, signal), 0)
+        fed = self._fed.get(key, 0)
         if fed and fed % self.segment == 0:
-            for name in self.detectors:
-                self._watch.pop((sensor, signal, name), None)
-        self._fed[(sensor, signal)] = fed + 1
+            self._watch.pop(key, None)
+        self._fed[key] = fed + 1
 
     def replay(self, sensor: str, signal: str, values: Any) -> None:
         """Feed ``sensor``'s detectors of ``signal`` past values without raising alarms
         (a sensor that continues a history watched elsewhere, e.g. at export: the values
         since the last segment restart there, so the segment count continues)."""
-        for name in self.detectors:
-            det = self._detector(sensor, signal, name)
+        for _, det in self._detectors((sensor, signal)):
             for v in values:
                 det.update(float(v))
         self._fed[(sensor, signal)] = len(values)
