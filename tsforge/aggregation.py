@@ -171,7 +171,10 @@ class BatchAggregator:
         if self.config.eta > 0:
             return np.full_like(self.eta[sel], self.config.eta)
         max_abs, sq_sum = self.max_abs[sel], self.sq_sum[sel]
-        cap = np.where(max_abs > 0, 1.0 / (2.0 * np.maximum(max_abs, 1e-300)), 0.0)
+        cap = 1.0 / (2.0 * np.maximum(max_abs, 1e-300))
+        if (sq_sum > 0).all() and (max_abs > 0).all():  # usual: no mask selects anything
+            return np.minimum(cap[..., None], np.sqrt(np.log(1.0 / self.prior[sel]) / sq_sum))
+        cap = np.where(max_abs > 0, cap, 0.0)
         with np.errstate(divide="ignore"):
             adaptive = np.sqrt(np.log(1.0 / self.prior[sel]) / sq_sum)
         return np.minimum(cap[..., None], np.where(sq_sum > 0, adaptive, np.inf))
@@ -193,11 +196,14 @@ class BatchAggregator:
         if not learned.any():
             return prior.copy()
         fixed = self.config.eta > 0
-        with np.errstate(divide="ignore"):
+        everywhere = learned.all()  # the usual case: no log(0), the masks below select all
+        if everywhere:
             logw = np.log(prior) + eta * self.regularized[sel] + (0.0 if fixed else np.log(eta))
-        everywhere = learned.all()  # the usual case: the two masks below select logw, w
-        # a step whose learning rates are all still 0 keeps its prior
-        if not everywhere:
+        else:
+            with np.errstate(divide="ignore"):
+                logw = np.log(prior) + eta * self.regularized[sel] + (0.0 if fixed else
+                                                                      np.log(eta))
+            # a step whose learning rates are all still 0 keeps its prior
             logw = np.where(learned.any(axis=-1, keepdims=True), logw, np.log(prior))
         logw -= logw.max(axis=-1, keepdims=True)
         w = np.exp(logw)
@@ -425,6 +431,8 @@ def weighted(w: np.ndarray, x: np.ndarray) -> np.ndarray:
     ok = np.isfinite(x)
     if ok.all():  # the usual case, in fewer array calls (the same arithmetic)
         total = w.sum(axis=-1)
+        if (total > 0).all():  # weights as served: no division by 0 to mask
+            return (w * x).sum(axis=-1) / total
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(total > 0, (w * x).sum(axis=-1) / total, np.nan)
     wk = np.where(ok, w, 0.0)

@@ -94,6 +94,7 @@ class DriftStage:
         last = self.last_forecast
         fc = None if forecasts is None else np.asarray(forecasts, dtype=np.float64).tolist()
         signals, segment, isfinite = self.signals, self.segment, math.isfinite
+        watch, fed = self._watch, self._fed
         for r, (sensor, v) in enumerate(zip(sensors, np.asarray(y, dtype=np.float64).tolist())):
             prev = last.get(sensor)
             res = v - prev if prev is not None else math.nan
@@ -103,22 +104,18 @@ class DriftStage:
                 if not isfinite(value):
                     continue
                 key = (sensor, signal)
-                if segment:
-                    self._count(key)
-                for name, det in self._detectors(key):
+                if segment:  # restart the detectors at the start of a new segment
+                    count = fed.get(key, 0)
+                    if count and count % segment == 0:
+                        watch.pop(key, None)
+                    fed[key] = count + 1
+                for name, det in watch.get(key) or self._detectors(key):
                     if det.step(value):
                         out.append(DriftAlarm(r, sensor, name, signal, value))
             if fc is not None:
                 last[sensor] = fc[r]
         self.alarms += len(out)
         return out
-
-    def _count(self, key: tuple[str, str]) -> None:
-        """Count one value fed; restart the detectors at the start of a new segment."""
-        fed = self._fed.get(key, 0)
-        if fed and fed % self.segment == 0:
-            self._watch.pop(key, None)
-        self._fed[key] = fed + 1
 
     def replay(self, sensor: str, signal: str, values: Any) -> None:
         """Feed ``sensor``'s detectors of ``signal`` past values without raising alarms
