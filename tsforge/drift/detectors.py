@@ -83,12 +83,11 @@ class RiverDetector:
     def drift_detected(self) -> bool:
         return bool(self._river.drift_detected)
 
-    def step(self, value: float) -> bool:
-        """:meth:`update` with a Python float, then :attr:`drift_detected`: one call per
-        value in the serving loops (river's own calls are the cost left)."""
-        river = self._river
-        river.update(value)
-        return bool(river.drift_detected)
+    @property
+    def river(self) -> Any:
+        """The river detector itself (until :meth:`reset`): the serving engine's drift
+        stage feeds it directly, a Python call per value less than :meth:`update`."""
+        return self._river
 
     def statistic(self) -> tuple[str, float]:
         r = self._river
