@@ -232,8 +232,8 @@ class AggregateEngine(ServedSensors):
         agg, counts = self.agg, self.counts
         agg.push(sel, self.expert_fc[sel])
         agg.update(sel, y)
-        if self.conformal is not None:
-            self.conformal.observe(ix, y)
+        if self.conformal is not None:  # sensors 0..n-1: windows updated in place
+            self.conformal.observe(ix, y, contiguous=isinstance(sel, slice) and sel.start == 0)
         names = [self.names[i] for i in ix.tolist()] if self.drift is not None else []
         if self.drift is not None:
             self._watch(ix, names, y)
