@@ -117,6 +117,30 @@ def test_serving_many_sensors_at_once_equals_serving_them_one_reading_at_a_time(
     assert {r["sensor"] for r in batch.restarts} >= set(names[2:])
 
 
+def test_every_sensor_in_order_is_served_as_in_any_other_order(exported: tuple) -> None:
+    """One reading of every sensor in index order takes the contiguous path (views of the
+    BOA, expert and interval arrays); shuffled, the gathering one: the same numbers."""
+    _, out = exported
+    names, sensor, values = _rows(5, 300, seed=2)
+    block = values.reshape(300, 5)
+    rows = sensor.reshape(300, 5)
+    ordered, shuffled = _engine(out), _engine(out)
+    for eng in (ordered, shuffled):
+        eng.indices(names)
+    in_order = np.arange(5)
+    for t in range(300):
+        by_index = block[t][np.argsort(rows[t])]  # readings of m0..m4
+        a = ordered.serve(in_order, by_index[:, None])
+        perm = rows[t]  # the same readings, in the shuffled arrival order
+        b = shuffled.serve(perm, block[t][:, None])
+        np.testing.assert_array_equal(a.mean[perm], b.mean)
+        np.testing.assert_array_equal(a.half[perm], b.half)
+    for i in range(5):
+        np.testing.assert_array_equal(ordered.weights(i), shuffled.weights(i))
+    assert [r["index"] for r in ordered.restarts] == [r["index"] for r in shuffled.restarts]
+    assert ordered.restarts and np.isfinite(ordered.half_widths(0)).all()
+
+
 def test_a_sensor_state_round_trips_through_a_checkpoint(exported: tuple,
                                                          tmp_path: Path) -> None:
     from tsforge.serve.checkpoint import CheckpointStore

@@ -171,17 +171,24 @@ class BatchAggregator:
         if self.config.eta > 0:
             return np.full_like(self.eta[sel], self.config.eta)
         max_abs, sq_sum = self.max_abs[sel], self.sq_sum[sel]
-        cap = np.where(max_abs > 0, 1.0 / (2.0 * np.maximum(max_abs, 1e-300)), 0.0)
+        cap = 1.0 / (2.0 * np.maximum(max_abs, 1e-300))
+        if (sq_sum > 0).all() and (max_abs > 0).all():  # usual: no mask selects anything
+            return np.minimum(cap[..., None], np.sqrt(np.log(1.0 / self.prior[sel]) / sq_sum))
+        cap = np.where(max_abs > 0, cap, 0.0)
         with np.errstate(divide="ignore"):
             adaptive = np.sqrt(np.log(1.0 / self.prior[sel]) / sq_sum)
         return np.minimum(cap[..., None], np.where(sq_sum > 0, adaptive, np.inf))
 
     def weights(self, sel: Any) -> np.ndarray:
         """Current weights ``(n, H, K)``, each row non-negative and summing to 1."""
+        return np.array(self._current(sel))
+
+    def _current(self, sel: Any) -> np.ndarray:
+        """The cached weights of ``sel``, recomputed where stale (not to be written to)."""
         if not self._w_ok[sel].all():
             self._w[sel] = self._weights(sel)
             self._w_ok[sel] = True
-        return np.array(self._w[sel])
+        return self._w[sel]
 
     def _weights(self, sel: Any) -> np.ndarray:
         eta, prior = self.eta[sel], self.prior[sel]
@@ -189,31 +196,35 @@ class BatchAggregator:
         if not learned.any():
             return prior.copy()
         fixed = self.config.eta > 0
-        with np.errstate(divide="ignore"):
+        everywhere = learned.all()  # the usual case: no log(0), the masks below select all
+        if everywhere:
             logw = np.log(prior) + eta * self.regularized[sel] + (0.0 if fixed else np.log(eta))
-        # a step whose learning rates are all still 0 keeps its prior
-        logw = np.where(learned.any(axis=-1, keepdims=True), logw, np.log(prior))
+        else:
+            with np.errstate(divide="ignore"):
+                logw = np.log(prior) + eta * self.regularized[sel] + (0.0 if fixed else
+                                                                      np.log(eta))
+            # a step whose learning rates are all still 0 keeps its prior
+            logw = np.where(learned.any(axis=-1, keepdims=True), logw, np.log(prior))
         logw -= logw.max(axis=-1, keepdims=True)
         w = np.exp(logw)
         w /= w.sum(axis=-1, keepdims=True)
         # a series that has learned nothing yet keeps its prior exactly
-        return np.where(learned.any(axis=(-2, -1))[:, None, None], w, prior)
+        return w if everywhere else np.where(learned.any(axis=(-2, -1))[:, None, None], w,
+                                             prior)
 
     def combine(self, sel: Any, experts: np.ndarray) -> np.ndarray:
         """Aggregate forecasts ``(n, H)`` of the experts' forecasts ``(n, H, K)``.
 
         Non-finite expert forecasts get no weight (the others are renormalised).
         """
-        return weighted(self.weights(sel), experts)
+        return weighted(self._current(sel), experts)
 
     # ------------------------------------------------------------------ learning
     def push(self, sel: Any, experts: np.ndarray) -> None:
         """Remember the experts' forecasts made now, to score them as targets arrive."""
-        old = self.pending[sel]
-        pending = np.empty_like(old)
-        pending[:, 0] = experts
-        pending[:, 1:] = old[:, :-1]
-        self.pending[sel] = pending
+        if self.config.horizon > 1:  # age the older ones by one reading
+            self.pending[sel, 1:] = self.pending[sel, :-1]
+        self.pending[sel, 0] = experts
         self.n_pending[sel] = np.minimum(self.n_pending[sel] + 1, self.config.horizon)
 
     def update(self, sel: Any, y: np.ndarray) -> np.ndarray:
@@ -225,11 +236,13 @@ class BatchAggregator:
         """
         y = np.asarray(y, dtype=np.float64)
         h, k = self.config.horizon, self.config.n_experts
-        r = np.zeros((y.shape[0], h, k))
         fin = np.isfinite(y)
         if fin.all():
             r = self._learn(sel, y)
-        elif fin.any():
+            self._age(sel)
+            return r
+        r = np.zeros((y.shape[0], h, k))
+        if fin.any():
             ix = np.arange(self.capacity)[sel][fin]
             r[fin] = self._learn(ix, y[fin])
         self._age(sel)
@@ -241,16 +254,24 @@ class BatchAggregator:
         steps = np.arange(h)
         x = self.pending[sel][:, steps, steps]  # (n, H, K): pending[j, j] targets y at step j
         ok = np.isfinite(x)
-        p = weighted(self.weights(sel), x)  # (n, H)
+        p = weighted(self._current(sel), x)  # (n, H)
         g = gradient(p, y[:, None], cfg.loss, cfg.scale)
         scored = steps[None, :] < self.n_pending[sel][:, None]  # (n, H)
-        r = np.where(ok & scored[..., None], g[..., None] * (p[..., None] - np.where(ok, x, p[
-            ..., None])), 0.0)
+        # the usual case, every step scored and every forecast finite, skips the masks
+        # (they would select the same numbers)
+        every = bool(scored.all())
+        if every and ok.all():
+            r = g[..., None] * (p[..., None] - x)
+        else:
+            r = np.where(ok & scored[..., None], g[..., None] * (p[..., None] - np.where(
+                ok, x, p[..., None])), 0.0)
         r_sq = r ** 2
-        self.max_abs[sel] = np.where(scored, np.maximum(self.max_abs[sel], np.abs(r).max(
-            axis=-1)), self.max_abs[sel])
+        biggest = np.maximum(self.max_abs[sel], np.abs(r).max(axis=-1))
+        self.max_abs[sel] = biggest if every else np.where(scored, biggest, self.max_abs[sel])
         self.sq_sum[sel] += r_sq
-        eta = np.where(scored[..., None], self._rates(sel), self.eta[sel])
+        eta = self._rates(sel)
+        if not every:
+            eta = np.where(scored[..., None], eta, self.eta[sel])
         self.eta[sel] = eta
         self.regret[sel] += r
         self.regularized[sel] += r - eta * r_sq
@@ -261,7 +282,10 @@ class BatchAggregator:
     def _age(self, sel: Any) -> None:
         """Drop the forecasts whose last step was just scored."""
         full = self.n_pending[sel] == self.config.horizon
-        if full.any():
+        if full.all():  # the usual case once the first H readings are in
+            self.pending[sel, -1] = np.nan
+            self.n_pending[sel] = self.config.horizon - 1
+        elif full.any():
             pending = self.pending[sel]
             pending[full, -1] = np.nan
             self.pending[sel] = pending
@@ -270,7 +294,7 @@ class BatchAggregator:
     def restart(self, sel: Any, share: float | None = None) -> None:
         """Start series ``sel`` afresh from the prior ``(1 - share) w + share / K`` (drift)."""
         s = self.config.share if share is None else share
-        prior = (1.0 - s) * self.weights(sel) + s / self.config.n_experts
+        prior = (1.0 - s) * self._current(sel) + s / self.config.n_experts
         prior /= prior.sum(axis=-1, keepdims=True)
         self.prior[sel] = prior
         for a in (self.regret, self.regularized, self.sq_sum, self.eta):
@@ -407,6 +431,8 @@ def weighted(w: np.ndarray, x: np.ndarray) -> np.ndarray:
     ok = np.isfinite(x)
     if ok.all():  # the usual case, in fewer array calls (the same arithmetic)
         total = w.sum(axis=-1)
+        if (total > 0).all():  # weights as served: no division by 0 to mask
+            return (w * x).sum(axis=-1) / total
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(total > 0, (w * x).sum(axis=-1) / total, np.nan)
     wk = np.where(ok, w, 0.0)

@@ -83,6 +83,12 @@ class RiverDetector:
     def drift_detected(self) -> bool:
         return bool(self._river.drift_detected)
 
+    @property
+    def river(self) -> Any:
+        """The river detector itself (until :meth:`reset`): the serving engine's drift
+        stage feeds it directly, a Python call per value less than :meth:`update`."""
+        return self._river
+
     def statistic(self) -> tuple[str, float]:
         r = self._river
         if self.kind == "adwin":

@@ -32,6 +32,7 @@ fresh detectors.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from typing import Any
@@ -193,14 +194,16 @@ class AggregateEngine(ServedSensors):
         self.latency.add(time.perf_counter() - t0)
         rejected, imputed = results[0].rejected, results[0].imputed
         x = np.stack([r.mean for r in results], axis=-1)  # (n, H, K)
+        keep = ~rejected
+        if keep.all():  # every sensor in order: the BOA arrays as views, no gathers
+            mean, half = self._aggregate(ix, slice(0, n) if idx is None else ix,
+                                         values[:, 0], x, imputed)
+            return StepResult(mean, half, rejected, imputed)
         mean = np.full((n, self.H), np.nan)
         half = np.full((n, len(self.levels), self.H), np.nan)
-        keep = ~rejected
-        if keep.all():
-            mean, half = self._aggregate(ix, values[:, 0], x, imputed)
-        elif keep.any():
-            mean[keep], half[keep] = self._aggregate(ix[keep], values[keep, 0], x[keep],
-                                                     imputed[keep])
+        if keep.any():
+            mean[keep], half[keep] = self._aggregate(ix[keep], ix[keep], values[keep, 0],
+                                                     x[keep], imputed[keep])
         return StepResult(mean, half, rejected, imputed)
 
     def step_one(self, i: int, y: float, x: Any = None) -> np.ndarray | None:
@@ -212,44 +215,55 @@ class AggregateEngine(ServedSensors):
         if any(o is None for o in out):
             return None
         xs = np.stack(out, axis=-1)[None]
-        mean, _ = self._aggregate(np.array([i]), np.array([y], dtype=np.float64), xs,
-                                  np.array([not np.isfinite(y)]))
+        mean, _ = self._aggregate(np.array([i]), slice(i, i + 1),
+                                  np.array([y], dtype=np.float64), xs,
+                                  np.array([not math.isfinite(y)]))
         return mean[0]
 
-    def _aggregate(self, ix: np.ndarray, y: np.ndarray, x: np.ndarray,
+    def _aggregate(self, ix: np.ndarray, sel: Any, y: np.ndarray, x: np.ndarray,
                    imputed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Learn the weights of sensors ``ix`` on readings ``y`` (as received), restart
-        them on drift, combine the experts' new forecasts ``x`` ``(n, H, K)``."""
-        x = np.where(np.isfinite(x), x, np.nan)
+        them on drift, combine the experts' new forecasts ``x`` ``(n, H, K)``.
+
+        ``sel`` indexes the same sensors in the per-sensor arrays: ``ix`` or, for
+        consecutive sensors, a slice (views instead of gathers)."""
+        if not np.isfinite(x).all():
+            x = np.where(np.isfinite(x), x, np.nan)
         agg, counts = self.agg, self.counts
-        agg.push(ix, self.expert_fc[ix])
-        agg.update(ix, y)
-        if self.conformal is not None:
-            self.conformal.observe(ix, y)
+        agg.push(sel, self.expert_fc[sel])
+        agg.update(sel, y)
+        if self.conformal is not None:  # sensors 0..n-1: windows updated in place
+            self.conformal.observe(ix, y, contiguous=isinstance(sel, slice) and sel.start == 0)
+        names = [self.names[i] for i in ix.tolist()] if self.drift is not None else []
         if self.drift is not None:
-            self._watch(ix, y)
-        counts[ix, 2] += 1
-        fresh = agg.combine(ix, x)
+            self._watch(ix, names, y)
+        counts[sel, 2] += 1
+        fresh = agg.combine(sel, x)
         finite = np.isfinite(y)
-        self.last_y[ix] = np.where(finite, y, self.last_y[ix])
+        if finite.all():
+            self.last_y[sel] = y
+        else:
+            self.last_y[sel] = np.where(finite, y, self.last_y[sel])
         # no expert has a finite forecast: carry the last reading (never NaN downstream)
-        mean = np.where(np.isfinite(fresh), fresh, self.last_y[ix, None])
+        mean = fresh
+        if not np.isfinite(fresh).all():
+            mean = np.where(np.isfinite(fresh), fresh, self.last_y[sel, None])
         if self.drift is not None:
-            self.drift.record([self.names[i] for i in ix.tolist()], fresh[:, 0])
-        self.expert_fc[ix] = x
-        self.last_fc[ix] = mean
-        self.has_fc[ix] = True
-        counts[ix, 0] += 1
-        counts[ix, 1] += imputed
+            self.drift.record(names, fresh[:, 0])
+        self.expert_fc[sel] = x
+        self.last_fc[sel] = mean
+        self.has_fc[sel] = True
+        counts[sel, 0] += 1
+        if imputed.any():
+            counts[sel, 1] += imputed
         half = (self.conformal.record(ix, mean) if self.conformal is not None
                 else np.empty((ix.shape[0], 0, self.H)))
         return mean, half
 
-    def _watch(self, ix: np.ndarray, y: np.ndarray) -> None:
+    def _watch(self, ix: np.ndarray, names: list[str], y: np.ndarray) -> None:
         """Feed each sensor's one-step |residual|; restart the weights of those that fire
         (at most every ``restart_gap`` readings)."""
         assert self.drift is not None
-        names = [self.names[i] for i in ix.tolist()]
         alarms = self.drift.update(names, y)
         if not alarms:
             return

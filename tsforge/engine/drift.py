@@ -66,18 +66,25 @@ class DriftStage:
         self._make = make_detector
         for name in self.detectors:  # import river now, not inside a poll loop
             self._make({"kind": name, **self.params.get(name, {})})
-        self._watch: dict[tuple[str, str, str], Any] = {}
+        # (sensor, signal) -> [values fed, [(detector kind, detector), ...]]: one dict
+        # lookup per value fed
+        self._watch: dict[tuple[str, str], list[Any]] = {}
         self.segment = int(segment)
-        self._fed: dict[tuple[str, str], int] = {}  # values fed per (sensor, signal)
         self.last_forecast: dict[str, float] = {}
         self.alarms = 0
 
-    def _detector(self, sensor: str, signal: str, name: str) -> Any:
-        key = (sensor, signal, name)
-        det = self._watch.get(key)
-        if det is None:
-            det = self._watch[key] = self._make({"kind": name, **self.params.get(name, {})})
-        return det
+    def _fresh(self) -> list[tuple[str, Any]]:
+        """New detectors, as ``(kind, river detector)`` (fed directly, see
+        :attr:`~tsforge.drift.detectors.RiverDetector.river`)."""
+        return [(name, self._make({"kind": name, **self.params.get(name, {})}).river)
+                for name in self.detectors]
+
+    def _entry(self, key: tuple[str, str]) -> list[Any]:
+        """``[values fed, detectors]`` of ``key`` = (sensor, signal), made at first use."""
+        entry = self._watch.get(key)
+        if entry is None:
+            entry = self._watch[key] = [0, self._fresh()]
+        return entry
 
     def update(self, sensors: list[str], y: np.ndarray,
                forecasts: np.ndarray | None = None) -> list[DriftAlarm]:
@@ -90,18 +97,22 @@ class DriftStage:
         out: list[DriftAlarm] = []
         last = self.last_forecast
         fc = None if forecasts is None else np.asarray(forecasts, dtype=np.float64).tolist()
+        signals, segment, isfinite = self.signals, self.segment, math.isfinite
+        watch = self._watch
         for r, (sensor, v) in enumerate(zip(sensors, np.asarray(y, dtype=np.float64).tolist())):
             prev = last.get(sensor)
             res = v - prev if prev is not None else math.nan
-            values = {"input": v, "residual": res, "abs_residual": abs(res)}
-            for signal in self.signals:
-                value = values[signal]
-                if not math.isfinite(value):
+            for signal in signals:
+                value = (abs(res) if signal == "abs_residual" else res if signal == "residual"
+                         else v)
+                if not isfinite(value):
                     continue
-                if self.segment:
-                    self._count(sensor, signal)
-                for name in self.detectors:
-                    det = self._detector(sensor, signal, name)
+                entry = watch.get((sensor, signal)) or self._entry((sensor, signal))
+                fed = entry[0]
+                if segment and fed and fed % segment == 0:  # a new segment: fresh detectors
+                    entry[1] = self._fresh()
+                entry[0] = fed + 1
+                for name, det in entry[1]:
                     det.update(value)
                     if det.drift_detected:
                         out.append(DriftAlarm(r, sensor, name, signal, value))
@@ -110,23 +121,15 @@ class DriftStage:
         self.alarms += len(out)
         return out
 
-    def _count(self, sensor: str, signal: str) -> None:
-        """Count one value fed; restart the detectors at the start of a new segment."""
-        fed = self._fed.get((sensor, signal), 0)
-        if fed and fed % self.segment == 0:
-            for name in self.detectors:
-                self._watch.pop((sensor, signal, name), None)
-        self._fed[(sensor, signal)] = fed + 1
-
     def replay(self, sensor: str, signal: str, values: Any) -> None:
         """Feed ``sensor``'s detectors of ``signal`` past values without raising alarms
         (a sensor that continues a history watched elsewhere, e.g. at export: the values
         since the last segment restart there, so the segment count continues)."""
-        for name in self.detectors:
-            det = self._detector(sensor, signal, name)
+        entry = self._entry((sensor, signal))
+        for _, det in entry[1]:
             for v in values:
                 det.update(float(v))
-        self._fed[(sensor, signal)] = len(values)
+        entry[0] = len(values)
 
     def record(self, sensors: list[str], forecasts: np.ndarray) -> None:
         """The one-step forecasts served for ``sensors`` (when :meth:`update` had none)."""
@@ -137,8 +140,6 @@ class DriftStage:
         self.last_forecast.pop(sensor, None)
         for key in [k for k in self._watch if k[0] == sensor]:
             del self._watch[key]
-        for key in [k for k in self._fed if k[0] == sensor]:
-            del self._fed[key]
 
 
 def drift_stage(enabled: bool = True, **settings: Any) -> DriftStage | None:

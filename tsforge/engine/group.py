@@ -132,7 +132,9 @@ class ServedSensors:
         rank = np.empty(n, dtype=np.intp)
         rank[order] = pos - np.maximum.accumulate(np.where(first, pos, 0))
         if rank.max() == 0:
-            return self.step(idx, values)
+            # every sensor once, in order: the step's contiguous path (no gathers)
+            every = n == self.n_sensors and bool((ranked == idx).all())
+            return self.step(None if every else idx, values)
         L = len(self.levels)
         out = StepResult(np.full((n, self.H), np.nan), np.full((n, L, self.H), np.nan),
                          np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
