@@ -124,11 +124,22 @@ def versus_reference(rows: list[dict[str, Any]], candidate: str) -> dict[str, An
         if not refs or not math.isfinite(mine):
             continue
         best = min(refs, key=refs.__getitem__)
+        ours = {n: _num(r["mase"]) for n, r in models.items()
+                if kind(n) == "tsforge" and n != candidate}
+        ours = {n: v for n, v in ours.items() if math.isfinite(v)}
+        family = min(ours, key=ours.__getitem__) if ours else None
         out.append({"series": series, "horizon": h, "candidate": mine, "reference": best,
                     "reference_mase": refs[best], "ratio": refs[best] / mine,
+                    "best_family": family,
+                    "best_family_mase": ours[family] if family else math.nan,
                     "coverage_0.8": _num(models[candidate].get("coverage_0.8")),
                     "coverage_0.95": _num(models[candidate].get("coverage_0.95"))})
+    regret = [c["candidate"] / c["best_family_mase"] for c in out
+              if math.isfinite(c["best_family_mase"])]
     return {"cells": out, "compared": len(out),
+            "regret_median": _median(regret),
+            "regret_worst": max(regret) if regret else math.nan,
+            "regret_at_or_below_1": sum(r <= 1 for r in regret),
             "at_or_below": sum(c["candidate"] <= c["reference_mase"] for c in out),
             "margin_below": sum(c["candidate"] <= (1 - MARGIN) * c["reference_mase"]
                                 for c in out)}
@@ -210,12 +221,16 @@ def markdown(rows: list[dict[str, Any]], summary: dict[str, Any],
         lines += ["", f"`{summary['candidate']}` against the best baseline or peer of each cell "
                   f"(ratio = reference MASE / {summary['candidate']} MASE): at or below it in "
                   f"{vs['at_or_below']} of {vs['compared']} cells, {MARGIN:.0%} or more below "
-                  f"it in {vs['margin_below']}.", "",
-                  f"| series | h | {summary['candidate']} | best reference | ratio | cov 0.8 "
-                  "| cov 0.95 |", "|---|---|---|---|---|---|---|"]
+                  f"it in {vs['margin_below']}. Against the best other tsforge family of "
+                  "each cell in hindsight (regret = candidate MASE / that family's): median "
+                  f"{_f(vs['regret_median'], '.3f')}, worst {_f(vs['regret_worst'], '.3f')}, "
+                  f"at or below 1 in {vs['regret_at_or_below_1']} cells.", "",
+                  f"| series | h | {summary['candidate']} | best reference | ratio | best "
+                  "tsforge family | cov 0.8 | cov 0.95 |", "|---|---|---|---|---|---|---|---|"]
         for c in vs["cells"]:
             lines.append(f"| {c['series']} | {c['horizon']} | {c['candidate']:.3f} | "
                          f"{c['reference']} {c['reference_mase']:.3f} | {c['ratio']:.2f} | "
+                         f"{c['best_family']} {_f(c['best_family_mase'], '.3f')} | "
                          f"{_f(c['coverage_0.8'], '.3f')} | {_f(c['coverage_0.95'], '.3f')} |")
     failed = [(n, msg) for n, f in fams.items() for msg in f["failed"]]
     if failed:
@@ -251,5 +266,7 @@ def last_line(summary: dict[str, Any], settings: dict[str, Any], out: Path) -> d
         "candidate_10pct_below_reference": (summary["versus_reference"] or {}).get(
             "margin_below"),
         "cells_compared_with_reference": (summary["versus_reference"] or {}).get("compared"),
+        "candidate_regret_vs_best_family_median": (summary["versus_reference"] or {}).get(
+            "regret_median"),
         "seconds": settings.get("seconds"), "table": str(out / "accuracy.md"),
     })

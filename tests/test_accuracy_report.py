@@ -85,3 +85,13 @@ def test_candidate_is_compared_with_the_best_baseline_or_peer_of_each_cell():
     assert vs["compared"] == 3 and vs["at_or_below"] == 2 and vs["margin_below"] == 1
     a = vs["cells"][0]
     assert a["reference"] == "ets" and a["ratio"] == pytest.approx(0.8 / 0.7)
+
+
+def test_regret_is_against_the_best_other_tsforge_family_of_each_cell():
+    rows = [_row("A", 1, "naive", 1.0), _row("A", 1, "mlp", 0.5), _row("A", 1, "esn", 0.4),
+            _row("A", 1, "auto", 0.44),
+            _row("B", 1, "naive", 1.0), _row("B", 1, "mlp", 0.5), _row("B", 1, "auto", 0.4)]
+    vs = report.summarise(rows, ["naive", "mlp", "esn", "auto"], (0.8, 0.95))["versus_reference"]
+    assert vs["cells"][0]["best_family"] == "esn"  # ets-like peers never count as ours
+    assert vs["regret_worst"] == pytest.approx(1.1) and vs["regret_at_or_below_1"] == 1
+    assert vs["regret_median"] == pytest.approx((1.1 + 0.8) / 2)
