@@ -31,6 +31,7 @@ import json
 import logging
 import math
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +64,7 @@ class StepResult:
     imputed: np.ndarray
 
 
-class ServedSensors:
+class ServedSensors(ABC):
     """What every serving engine shares over its sensor arrays: name lookup, serving
     rows that repeat sensors by occurrence rank, and the per-sensor views.
 
@@ -98,15 +99,17 @@ class ServedSensors:
             self.reset(i)
         return i
 
+    @abstractmethod
     def _register(self, sensor: str, i: int) -> None:
         """Make room for a new sensor at position ``i`` (before it is reset)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def reset(self, i: int) -> None:
-        raise NotImplementedError
+        """Sensor ``i`` as never served."""
 
+    @abstractmethod
     def step(self, idx: np.ndarray | None, values: np.ndarray) -> StepResult:
-        raise NotImplementedError
+        """One time step: one reading of each sensor ``idx[j]``."""
 
     def indices(self, sensors: list[str]) -> np.ndarray:
         get = self.index.get
