@@ -46,10 +46,12 @@ def test_auto_serves_the_aggregate_of_experts_end_to_end(kafka_broker, served_mo
     (group,) = groups
     assert group.family == "auto" and group.onnx_path.name == "aggregate.json"
     assert set(group.sensors) == set(served_models.sensors)
-    assert all(len(chains) == 3 for chains in group.sensors.values())  # one per expert
     engine = OnnxEngine(groups).engines[group.name]
     assert isinstance(engine, AggregateEngine)
-    assert engine.families == ["naive", "seasonal_naive", "linear"]  # ets: no ONNX step
+    # ets has no ONNX step; seasonal naive is kept only where the history has a season
+    # (the bundled fallback series has none), so the kept experts depend on the data
+    assert "ets" not in engine.families and {"naive", "linear"} <= set(engine.families)
+    assert all(len(chains) == engine.K for chains in group.sensors.values())  # one per expert
 
     create_topics(kafka_broker, {f"{name}-in": 2, f"{name}-out": 2, f"{name}-dlq": 1})
     n = produce(kafka_broker, f"{name}-in", served_models, 0, 120)
